@@ -1,0 +1,318 @@
+"""The validated, resolved configuration every part is built against.
+
+`config.load_config()` turns YAML into these frozen dataclasses after
+checking everything; code past the config never sees raw YAML. Conventions:
+durations are whole seconds (`int`), percentages are fractions (`Decimal`,
+"5%" → 0.05), fiat amounts and whole-unit quantities are `Decimal`,
+Ethereum addresses are EIP-55 checksummed strings, paths are absolute.
+Secrets (webhook secrets, URLs with credentials) are `Secret` so that they
+never print by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from .model import Severity
+
+__all__ = [
+    "Secret",
+    "redact_url",
+    "ExchangeSettings",
+    "StoreSettings",
+    "DaemonSettings",
+    "ScheduleSettings",
+    "RpcEndpoint",
+    "ChainSettings",
+    "Deployment",
+    "AssetSettings",
+    "WalletSettings",
+    "PriceSettings",
+    "LiabilitiesSettings",
+    "ApprovalItem",
+    "ApprovalsSettings",
+    "Threshold",
+    "AssetRatioRule",
+    "CoverageRule",
+    "HotFloorRule",
+    "DrainWindow",
+    "HotDrainRule",
+    "StaleDataRule",
+    "RuleSettings",
+    "RetrySettings",
+    "ChannelSettings",
+    "RouteSettings",
+    "AlertSettings",
+    "Settings",
+]
+
+
+class Secret:
+    """A secret string. `str()`/`repr()` never show it; `.reveal()` does."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def redact_url(url: str) -> str:
+    """A URL reduced to scheme://host:port (URLs often carry API keys)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class ExchangeSettings:
+    id: str
+    name: str
+    fiat: str = "JPY"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: Path
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int | None = 9464  # None: no HTTP endpoint
+    heartbeat_url: Secret | None = None
+    heartbeat_timeout: int = 10
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    poll_every: int = 60
+    timezone: str = "UTC"
+    records_cutoff: str = "00:00"  # HH:MM local time
+
+
+@dataclass(frozen=True)
+class RpcEndpoint:
+    url: Secret  # may carry an API key: use .label in logs and alerts
+    label: str  # scheme://host:port
+    timeout: int = 10
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    name: str
+    type: Literal["ethereum"]
+    rpc: tuple[RpcEndpoint, ...]
+    confirmations: int = 12
+    max_head_age: int = 120
+    multicall3: str | None = "0xcA11bde05977b3631167028862bE2a173976CA11"
+    native_asset: str | None = None  # the asset symbol of this chain's coin, if configured
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain: str
+    token: str | None  # checksummed ERC-20 address; None for the chain's native coin
+    decimals: int
+
+
+@dataclass(frozen=True)
+class AssetSettings:
+    symbol: str
+    cls: str  # "crypto" | "stablecoin" (YAML key `class`)
+    decimals: int  # the asset's base: the largest decimals of its deployments
+    deployments: tuple[Deployment, ...]
+
+    def on_chain(self, chain: str) -> Deployment | None:
+        for d in self.deployments:
+            if d.chain == chain:
+                return d
+        return None
+
+
+@dataclass(frozen=True)
+class WalletSettings:
+    name: str
+    chain: str
+    tier: Literal["hot", "warm", "deposit", "cold"]
+    role: Literal["customer", "guarantee", "proprietary"]
+    addresses: tuple[str, ...]  # checksummed
+    assets: tuple[str, ...]  # resolved: default every asset deployed on the chain
+
+
+@dataclass(frozen=True)
+class PriceSettings:
+    source: Literal["static"]
+    static: dict[str, Decimal]
+    max_age: int = 600
+
+
+@dataclass(frozen=True)
+class LiabilitiesSettings:
+    source: Literal["csv", "json"]
+    path: Path
+    max_age: int | None = 3600
+
+
+@dataclass(frozen=True)
+class ApprovalItem:
+    id: str
+    wallet: str
+    asset: str
+    to: str  # an own wallet's name (or an address of one)
+    amount: Decimal  # whole units
+    not_after: datetime
+    not_before: datetime | None = None
+    signatures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApprovalsSettings:
+    items: tuple[ApprovalItem, ...] = ()
+    keys: tuple[str, ...] = ()
+    quorum: int = 1
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A ceiling (ratios) or floor (coverage). None: that level is off."""
+
+    warning: Decimal | None = None
+    critical: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class AssetRatioRule:
+    default: Threshold
+    assets: dict[str, Threshold] = field(default_factory=dict)
+
+    def for_asset(self, asset: str) -> Threshold:
+        return self.assets.get(asset, self.default)
+
+
+@dataclass(frozen=True)
+class CoverageRule:
+    threshold: Threshold  # coverage floors, e.g. critical 1.0 (= 100%)
+    tolerance: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class HotFloorRule:
+    assets: dict[str, Decimal]  # whole units
+    severity: Severity = "warning"
+
+
+@dataclass(frozen=True)
+class DrainWindow:
+    window: int  # seconds
+    drop: Decimal  # fraction of the window's high
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class HotDrainRule:
+    min_value: Decimal  # fiat
+    windows: tuple[DrainWindow, ...]
+
+
+@dataclass(frozen=True)
+class StaleDataRule:
+    max_age: int  # seconds: last ok cycle older than this → critical
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Rules after the preset and the overrides are merged. None: rule off."""
+
+    preset: str
+    scope_classes: frozenset[str] | None  # asset classes in hot_ratio scope; None = every asset
+    hot_ratio: Threshold | None
+    asset_hot_ratio: AssetRatioRule | None
+    guarantee_coverage: CoverageRule | None
+    reserve_coverage: CoverageRule | None
+    commingling: Threshold | None  # ceiling on (O + C) / L − 1
+    hot_floor: HotFloorRule | None
+    hot_drain: HotDrainRule
+    stale_data: StaleDataRule
+    cold_outflow: bool = True
+    config_changed: bool = True
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    first: int = 10
+    max: int = 600
+    budget: int = 21600
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    name: str
+    type: Literal["log", "webhook"]
+    url: Secret | None = None
+    secret: Secret | None = None
+    timeout: int = 10
+    retry: RetrySettings | None = None  # None: alerts.retry
+    rate: Decimal | None = None  # messages per second
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    channels: tuple[str, ...]
+    severity: tuple[str, ...] = ("warning", "critical")
+    rule: tuple[str, ...] = ()  # empty: any
+    chain: tuple[str, ...] = ()
+    wallet: tuple[str, ...] = ()
+    asset: tuple[str, ...] = ()
+    continue_: bool = True  # YAML `continue`; foundation routes fan out to every match
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    repeat_every: int = 3600
+    retry: RetrySettings = RetrySettings()
+    channels: tuple[ChannelSettings, ...] = ()
+    routes: tuple[RouteSettings, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: Path  # the config file
+    exchange: ExchangeSettings
+    store: StoreSettings
+    daemon: DaemonSettings
+    schedule: ScheduleSettings
+    chains: dict[str, ChainSettings]
+    assets: dict[str, AssetSettings]
+    wallets: tuple[WalletSettings, ...]
+    prices: PriceSettings
+    liabilities: LiabilitiesSettings | None
+    approvals: ApprovalsSettings
+    rules: RuleSettings
+    alerts: AlertSettings
+    warnings: tuple[str, ...] = ()  # check-config warnings (e.g. a single provider)
+
+    def wallet(self, name: str) -> WalletSettings:
+        for w in self.wallets:
+            if w.name == name:
+                return w
+        raise KeyError(name)
