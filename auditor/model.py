@@ -135,13 +135,16 @@ class Evaluation:
     `findings`: the breaches. `covered`: subjects whose inputs were complete
     this cycle, so an open state alert on such a subject without a finding
     resolves. `covers_all` True: every subject of the rule was evaluated
-    (any open alert of the rule without a finding resolves).
+    (any open alert of the rule without a finding resolves). `consumed`:
+    approval item ids used up by this evaluation (`cold_outflow`); the
+    service stores them so that each item covers one movement.
     """
 
     rule: str
     findings: tuple[Finding, ...] = ()
     covered: frozenset[str] = frozenset()
     covers_all: bool = False
+    consumed: frozenset[str] = frozenset()
 
 
 @dataclass
