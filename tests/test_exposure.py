@@ -186,9 +186,9 @@ def test_wei_exact_values_with_18_decimals_and_multi_deployment_asset() -> None:
     j = exposure_json(e)
     assert j["assets"]["ETH"]["hot"] == "12.000000000000000001"  # type: ignore[index]
     assert j["assets"]["USDC"]["hot"] == "1.00000000000000001"  # type: ignore[index]
-    # 12.000000000000000001 ETH × 450000 JPY: exact, never rounded to yen
-    assert Decimal(j["online_value"]) == (  # type: ignore[arg-type]
-        Decimal("12.000000000000000001") * 450000 + 15000000 + Decimal("1.00000000000000001") * 150)
+    # 12.000000000000000001 ETH × 450000 + 1 BTC × 15M + USDC N = L − C = 2.000000000000000001
+    # × 150: exact, never rounded to yen
+    assert j["online_value"] == "20400300.00000000000045015"
 
 
 def test_exposure_json_matches_design_shape() -> None:
