@@ -1,0 +1,71 @@
+"""The one Notifier protocol every channel implements, and the message it sends.
+
+A notifier delivers one `Message` (the transitions of one outbox item) or
+raises `errors.DeliveryError` with `retryable` set; it never retries by
+itself; the outbox (`auditor.outbox`) decides about retries and dead
+letters, like Alertmanager's notifiers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..settings import ChannelSettings
+
+__all__ = ["Message", "Notifier", "make_notifier", "rfc3339"]
+
+
+def rfc3339(at: datetime) -> str:
+    """`at` as RFC 3339 UTC with a `Z` and whole seconds: 2026-11-24T10:00:00Z."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime: the auditor passes timezone-aware UTC times only")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Message:
+    """What one channel gets in one delivery.
+
+    `alerts` are transition objects: the alert object of DESIGN.md (rule,
+    subject, severity, state, value, threshold, fingerprint, summary, since)
+    plus "transition" and "seq". `head` is the audit-log head when sent.
+    `test` marks a message sent by `auditor test-alert`.
+    """
+
+    exchange: str
+    sent_at: datetime
+    head: str
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    test: bool = False
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """A delivery channel. `send` returns when the receiver accepted the message,
+    or raises `DeliveryError(message, retryable=...)`; messages name no secret."""
+
+    name: str
+
+    def send(self, message: Message) -> None: ...
+
+
+def make_notifier(ch: ChannelSettings, *, client: httpx.Client | None = None) -> Notifier:
+    """The notifier for a configured channel. `client` replaces the shared
+    HTTP client (tests pass one with an `httpx.MockTransport`)."""
+    # Imported here: the channel modules import Message from this module.
+    from .log import LogNotifier
+    from .webhook import WebhookNotifier
+
+    if ch.type == "log":
+        return LogNotifier(ch.name)
+    if ch.type == "webhook":
+        if ch.url is None:
+            raise ValueError(f"channel {ch.name!r}: a webhook channel needs a url")
+        return WebhookNotifier(ch.name, ch.url, secret=ch.secret, timeout=ch.timeout,
+                               client=client)
+    raise ValueError(f"channel {ch.name!r}: unknown type {ch.type!r}; use log or webhook")

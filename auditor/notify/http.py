@@ -1,0 +1,97 @@
+"""The one HTTP helper every HTTP channel posts through.
+
+Every call has a timeout. Failures become `DeliveryError` with `retryable`
+set the way the outbox needs it: 429, 5xx, timeouts and connection errors
+are worth retrying; any other non-2xx answer is not. Error texts name the
+receiver only as `scheme://host:port` (`settings.redact_url`): channel URLs
+often carry a token in the path or query, so the full URL, the body and
+httpx's own exception texts (which can contain the URL) are never used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+import httpx
+
+from .. import __version__
+from ..errors import DeliveryError
+from ..settings import Secret, redact_url
+
+__all__ = ["USER_AGENT", "make_client", "shared_client", "post_json", "host_label"]
+
+USER_AGENT = f"custody-auditor/{__version__}"
+
+_shared: httpx.Client | None = None
+_shared_lock = threading.Lock()
+
+
+def make_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """A client as the channels use it. Redirects are not followed: a webhook
+    that moved should be reconfigured, not silently re-posted elsewhere."""
+    return httpx.Client(transport=transport, follow_redirects=False,
+                        headers={"User-Agent": USER_AGENT})
+
+
+def shared_client() -> httpx.Client:
+    """The process-wide client (connection pooling across channels and cycles)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = make_client()
+        return _shared
+
+
+def host_label(url: Secret | str) -> str:
+    """`scheme://host:port` of a URL, safe for logs; never raises."""
+    raw = url.reveal() if isinstance(url, Secret) else url
+    try:
+        return redact_url(raw)
+    except ValueError:  # e.g. a non-numeric port
+        return "<invalid url>"
+
+
+def post_json(url: Secret | str, body: bytes, headers: Mapping[str, str] | None = None,
+              timeout: float = 10.0, *, client: httpx.Client | None = None) -> httpx.Response:
+    """POST `body` (already-encoded JSON) and return the 2xx response.
+
+    Raises `DeliveryError` (retryable or not) for anything else. The error is
+    raised outside the `except` block so that it carries no `__context__`
+    pointing at an httpx exception whose text may contain the URL.
+    """
+    raw = url.reveal() if isinstance(url, Secret) else url
+    label = host_label(url)
+    all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    all_headers.update(headers or {})
+    http = client if client is not None else shared_client()
+    failure: DeliveryError | None = None
+    try:
+        response = http.post(raw, content=body, headers=all_headers,
+                             timeout=httpx.Timeout(timeout))
+    except httpx.TimeoutException:
+        failure = DeliveryError(f"{label} did not answer within {timeout:g}s; "
+                                "will retry (check the receiver is up)", retryable=True)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+        failure = DeliveryError(f"{label}: the channel url is not a valid http(s) url; "
+                                "fix the channel's url in alerts.channels", retryable=False)
+    except httpx.TransportError as exc:
+        failure = DeliveryError(f"{label} unreachable ({type(exc).__name__}); will retry "
+                                "(check the receiver is up and reachable)", retryable=True)
+    if failure is not None:
+        raise failure
+    _check_status(response, label)
+    return response
+
+
+def _check_status(response: httpx.Response, label: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 429 or status >= 500:
+        raise DeliveryError(f"{label} answered HTTP {status}; will retry", retryable=True)
+    if 300 <= status < 400:
+        raise DeliveryError(f"{label} answered HTTP {status} (a redirect, not followed); "
+                            "set the channel's url to the final address", retryable=False)
+    raise DeliveryError(f"{label} refused the message with HTTP {status}; check the "
+                        "channel's url, secret and the receiver's logs", retryable=False)
