@@ -1,0 +1,291 @@
+"""Reading one Ethereum provider: its head, then both views at given blocks.
+
+Balances go through Multicall3 `aggregate3` (hand-encoded, chunked) when the
+contract has code at the block, else through JSON-RPC batches of
+`eth_getBalance` / `eth_call balanceOf`; nonces always through batches of
+`eth_getTransactionCount`. Every read is pinned to the block's hash
+(EIP-1898, `requireCanonical`), or by number with the hashes re-checked
+afterwards on nodes without EIP-1898. Any doubt raises `RpcFailure`: a
+balance is never guessed, never zero by default.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from ..model import BlockRef, ChainView
+from ..settings import AssetSettings, ChainSettings, WalletSettings
+from .ethereum_rpc import BlockParam, RpcConnection, RpcFailure, block_param, hex_bytes, hex_int
+from .multicall import (BALANCE_OF, GET_ETH_BALANCE, address_call, decode_aggregate3,
+                        decode_uint256, encode_aggregate3)
+
+__all__ = [
+    "MULTICALL_CHUNK",
+    "MAX_POST_BYTES",
+    "RPC_BATCH",
+    "PARALLEL_POSTS",
+    "BalanceQuery",
+    "ReadPlan",
+    "build_plan",
+    "ProviderReader",
+]
+
+MULTICALL_CHUNK = 1000  # calls per aggregate3: ~0.4 MB of calldata, ~10M gas
+MAX_POST_BYTES = 1_200_000  # per HTTP body: anvil refuses requests over ~2 MiB
+RPC_BATCH = 1000  # JSON-RPC calls per POST for plain batches
+PARALLEL_POSTS = 3  # POSTs in flight per provider (nodes answer batches on several cores)
+_ZERO_ADDRESS = "0x" + "00" * 20
+
+Call = tuple[str, Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class BalanceQuery:
+    address: str  # lowercase 0x hex
+    asset: str
+    token: str | None  # lowercase ERC-20 address; None: the chain's native coin
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What to read on one chain: every (address, asset) balance and every nonce."""
+
+    queries: tuple[BalanceQuery, ...]
+    addresses: tuple[str, ...]
+
+
+def build_plan(chain: ChainSettings, wallets: Sequence[WalletSettings],
+               assets: Mapping[str, AssetSettings]) -> ReadPlan:
+    queries: dict[tuple[str, str], BalanceQuery] = {}
+    addresses: dict[str, None] = {}
+    for wallet in wallets:
+        if wallet.chain != chain.name:
+            continue
+        for raw in wallet.addresses:
+            address = raw.lower()
+            addresses[address] = None
+            for symbol in wallet.assets:
+                asset = assets.get(symbol)
+                deployment = asset.on_chain(chain.name) if asset else None
+                if deployment is None and symbol != chain.native_asset:
+                    continue  # not on this chain: config validation reports it
+                token = deployment.token.lower() if deployment and deployment.token else None
+                queries[(address, symbol)] = BalanceQuery(address, symbol, token)
+    return ReadPlan(tuple(queries.values()), tuple(addresses))
+
+
+def parse_block(raw: Any, expected: int | None, what: str) -> BlockRef:
+    if raw is None:
+        raise RpcFailure(f"{what} not found (pruned history or node not synced?)")
+    if not isinstance(raw, dict):
+        raise RpcFailure(f"{what}: malformed block object")
+    number = hex_int(raw.get("number"), f"{what} number")
+    block_hash = raw.get("hash")
+    if not isinstance(block_hash, str) or len(hex_bytes(block_hash, f"{what} hash")) != 32:
+        raise RpcFailure(f"{what}: malformed block hash")
+    if expected is not None and number != expected:
+        raise RpcFailure(f"{what}: node returned block {number}")
+    return BlockRef(number, block_hash.lower(), hex_int(raw.get("timestamp"), f"{what} timestamp"))
+
+
+class _ViewReader:
+    """Collects one view's balances and nonces from the answers to its batches."""
+
+    def __init__(self, block: BlockRef, pin: BlockParam) -> None:
+        self.block = block
+        self.pin = pin
+        self.balances: dict[tuple[str, str], int] = {}
+        self.nonces: dict[str, int] = {}
+
+    def view(self) -> ChainView:
+        return ChainView(self.block, self.balances, self.nonces)
+
+    def _store_balance(self, q: BalanceQuery, data: bytes) -> None:
+        try:
+            self.balances[(q.address, q.asset)] = decode_uint256(data)
+        except ValueError as exc:
+            hint = ("" if q.token is None else
+                    f": is {q.token} the {q.asset} ERC-20 contract on this chain? "
+                    f"check assets.{q.asset}.deployments")
+            raise RpcFailure(f"{_call_name(q)} {exc} at block {self.block.number}{hint}") from None
+
+    def multicall_jobs(self, queries: Sequence[BalanceQuery], multicall: str) -> list[_Job]:
+        jobs = []
+        for i in range(0, len(queries), MULTICALL_CHUNK):
+            chunk = queries[i:i + MULTICALL_CHUNK]
+            calls = [(q.token, address_call(BALANCE_OF, q.address)) if q.token else
+                     (multicall, address_call(GET_ETH_BALANCE, q.address)) for q in chunk]
+            request = ("eth_call", [{"to": multicall, "data": encode_aggregate3(calls)}, self.pin])
+            jobs.append(_Job([request], lambda r, c=chunk: self._take_multicall(c, r[0])))
+        return jobs
+
+    def _take_multicall(self, chunk: Sequence[BalanceQuery], result: Any) -> None:
+        try:
+            answers = decode_aggregate3(hex_bytes(result, "aggregate3"), len(chunk))
+        except ValueError as exc:
+            raise RpcFailure(f"{exc} at block {self.block.number}") from None
+        for q, (success, data) in zip(chunk, answers):
+            if not success:
+                raise RpcFailure(f"{_call_name(q)} reverted at block {self.block.number}")
+            self._store_balance(q, data)
+
+    def batch_jobs(self, queries: Sequence[BalanceQuery]) -> list[_Job]:
+        jobs = []
+        for i in range(0, len(queries), RPC_BATCH):
+            chunk = queries[i:i + RPC_BATCH]
+            calls: list[Call] = [
+                ("eth_call", [{"to": q.token, "data": "0x" + address_call(BALANCE_OF, q.address)},
+                              self.pin]) if q.token else ("eth_getBalance", [q.address, self.pin])
+                for q in chunk]
+            jobs.append(_Job(calls, lambda r, c=chunk: self._take_batch(c, r)))
+        return jobs
+
+    def _take_batch(self, chunk: Sequence[BalanceQuery], results: list[Any]) -> None:
+        for q, result in zip(chunk, results):
+            if q.token is None:
+                self.balances[(q.address, q.asset)] = hex_int(result, _call_name(q))
+            else:
+                self._store_balance(q, hex_bytes(result, _call_name(q)))
+
+    def nonce_jobs(self, addresses: Sequence[str]) -> list[_Job]:
+        jobs = []
+        for i in range(0, len(addresses), RPC_BATCH):
+            chunk = addresses[i:i + RPC_BATCH]
+            calls: list[Call] = [("eth_getTransactionCount", [a, self.pin]) for a in chunk]
+            jobs.append(_Job(calls, lambda r, c=chunk: self._take_nonces(c, r)))
+        return jobs
+
+    def _take_nonces(self, chunk: Sequence[str], results: list[Any]) -> None:
+        for address, result in zip(chunk, results):
+            self.nonces[address] = hex_int(result, f"nonce of {address}")
+
+
+@dataclass(frozen=True)
+class _Job:
+    calls: list[Call]
+    take: Callable[[list[Any]], None]
+
+
+def _call_name(q: BalanceQuery) -> str:
+    if q.token is None:
+        return f"{q.asset} balance of {q.address}"
+    return f"balanceOf({q.address}) on {q.asset} token {q.token}"
+
+
+def _post_size(job: _Job) -> int:
+    size = 0
+    for _, params in job.calls:
+        first = params[0]
+        size += 120 + (len(first.get("data", "")) if isinstance(first, dict) else 42)
+    return size
+
+
+class ProviderReader:
+    """Reads one provider. Methods raise `RpcFailure`; nothing here is shared across threads."""
+
+    def __init__(self, conn: RpcConnection, multicall: str | None) -> None:
+        self.conn = conn
+        self.multicall = multicall.lower() if multicall else None
+
+    @property
+    def label(self) -> str:
+        return self.conn.label
+
+    def head(self, deadline: float | None) -> BlockRef:
+        number, block = self.conn.batch(
+            [("eth_blockNumber", []), ("eth_getBlockByNumber", ["latest", False])], deadline)
+        hex_int(number, "eth_blockNumber")
+        return parse_block(block, None, "head block")
+
+    def read_views(self, plan: ReadPlan, settled: int, watch: int, head: BlockRef,
+                   deadline: float | None) -> tuple[ChainView, ChainView]:
+        s_block, w_block = self._blocks(settled, watch, deadline)
+        if w_block.number == head.number and w_block.hash != head.hash:
+            raise RpcFailure(f"head block {head.number} hash changed between requests "
+                             "(reorg at the tip?); the next read retries")
+        by_hash, code_s, code_w = self._probe(s_block, w_block, deadline)
+        readers = [_ViewReader(b, block_param(b.number, b.hash if by_hash else None))
+                   for b in (s_block, w_block)]
+        jobs: list[_Job] = []
+        for reader, code in zip(readers, (code_s, code_w)):
+            if self.multicall and code:
+                jobs += reader.multicall_jobs(plan.queries, self.multicall)
+            else:
+                jobs += reader.batch_jobs(plan.queries)
+            jobs += reader.nonce_jobs(plan.addresses)
+        self._run(jobs, deadline)
+        if not by_hash:  # pinned by number only: make sure the blocks did not change
+            if self._blocks(settled, watch, deadline) != (s_block, w_block):
+                raise RpcFailure("block hashes changed during the read (reorg?); "
+                                 "the next read retries")
+        return readers[0].view(), readers[1].view()
+
+    def _blocks(self, settled: int, watch: int, deadline: float | None) -> tuple[BlockRef, BlockRef]:
+        raw_s, raw_w = self.conn.batch([("eth_getBlockByNumber", [hex(settled), False]),
+                                        ("eth_getBlockByNumber", [hex(watch), False])], deadline)
+        return (parse_block(raw_s, settled, f"settled block {settled}"),
+                parse_block(raw_w, watch, f"watch block {watch}"))
+
+    def _probe(self, s: BlockRef, w: BlockRef, deadline: float | None) -> tuple[bool, bool, bool]:
+        """(pin by hash?, Multicall3 code at S?, at W?). Nodes without EIP-1898 get numbers."""
+        target = self.multicall or _ZERO_ADDRESS
+        try:
+            codes = self._codes(target, s, w, True, deadline)
+            by_hash = True
+        except RpcFailure as exc:
+            if exc.rpc_code is None:
+                raise
+            codes = self._codes(target, s, w, False, deadline)
+            by_hash = False
+        has_code = [self.multicall is not None and len(hex_bytes(c, "eth_getCode")) > 0
+                    for c in codes]
+        return by_hash, has_code[0], has_code[1]
+
+    def _codes(self, target: str, s: BlockRef, w: BlockRef, by_hash: bool,
+               deadline: float | None) -> list[Any]:
+        pins = [block_param(b.number, b.hash if by_hash else None) for b in (s, w)]
+        return self.conn.batch([("eth_getCode", [target, p]) for p in pins], deadline)
+
+    def _run(self, jobs: list[_Job], deadline: float | None) -> None:
+        """Send the jobs, several calls per POST and a few POSTs in flight."""
+        posts = _pack(jobs)
+        if len(posts) == 1:
+            _send(self.conn, posts[0], deadline)
+            return
+        with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
+            futures = [pool.submit(_send, self.conn, post, deadline) for post in posts]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in pending:
+                f.cancel()
+            _raise_first(futures)
+
+
+def _pack(jobs: list[_Job]) -> list[list[_Job]]:
+    """Group jobs into POSTs under MAX_POST_BYTES (and RPC_BATCH calls)."""
+    posts: list[list[_Job]] = []
+    size = count = 0
+    for job in jobs:
+        job_size, job_count = _post_size(job), len(job.calls)
+        if posts and size + job_size <= MAX_POST_BYTES and count + job_count <= RPC_BATCH:
+            posts[-1].append(job)
+            size, count = size + job_size, count + job_count
+        else:
+            posts.append([job])
+            size, count = job_size, job_count
+    return posts
+
+
+def _send(conn: RpcConnection, post: list[_Job], deadline: float | None) -> None:
+    results = conn.batch([call for job in post for call in job.calls], deadline)
+    at = 0
+    for job in post:
+        job.take(results[at:at + len(job.calls)])
+        at += len(job.calls)
+
+
+def _raise_first(futures: list[Future[None]]) -> None:
+    for f in futures:
+        if f.done() and not f.cancelled() and f.exception() is not None:
+            raise f.exception()  # type: ignore[misc]
