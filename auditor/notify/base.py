@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ..settings import ChannelSettings
 
-__all__ = ["Message", "Notifier", "make_notifier", "rfc3339"]
+__all__ = ["Message", "Notifier", "make_notifier", "rfc3339", "wire_alert"]
 
 
 def rfc3339(at: datetime) -> str:
@@ -69,3 +69,28 @@ def make_notifier(ch: ChannelSettings, *, client: httpx.Client | None = None) ->
         return WebhookNotifier(ch.name, ch.url, secret=ch.secret, timeout=ch.timeout,
                                client=client)
     raise ValueError(f"channel {ch.name!r}: unknown type {ch.type!r}; use log or webhook")
+
+
+# Keys of DESIGN.md's alert object, in the order the wire shows them.
+_ALERT_KEYS = ("rule", "subject", "severity", "state", "value", "threshold", "fingerprint",
+               "summary", "since")
+
+
+def wire_alert(transition: dict[str, Any]) -> dict[str, Any]:
+    """A stored transition (store_codec form: `kind`, `at`, `details`, …) as
+    the object channels send: the alert object plus "transition" and "seq".
+
+    `state` is derived when absent (`resolved` only for a resolved
+    transition); `at` and `details` are kept as extensions; objects already
+    in wire form pass through unchanged.
+    """
+    kind = transition.get("transition", transition.get("kind"))
+    state = transition.get("state") or ("resolved" if kind == "resolved" else "firing")
+    out: dict[str, Any] = {k: transition.get(k) for k in _ALERT_KEYS}
+    out["state"] = state
+    out["transition"] = kind
+    out["seq"] = transition.get("seq")
+    for key, value in transition.items():
+        if key not in out and key != "kind":
+            out[key] = value
+    return out

@@ -11,15 +11,17 @@ httpx's own exception texts (which can contain the URL) are never used.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
 
 import httpx
 
 from .. import __version__
 from ..errors import DeliveryError
-from ..settings import Secret, redact_url
+from ..settings import ChannelSettings, Secret, redact_url
 
-__all__ = ["USER_AGENT", "make_client", "shared_client", "post_json", "host_label"]
+__all__ = ["USER_AGENT", "make_client", "shared_client", "post_json", "host_label",
+           "collect_secrets", "scrub"]
 
 USER_AGENT = f"custody-auditor/{__version__}"
 
@@ -95,3 +97,30 @@ def _check_status(response: httpx.Response, label: str) -> None:
                             "set the channel's url to the final address", retryable=False)
     raise DeliveryError(f"{label} refused the message with HTTP {status}; check the "
                         "channel's url, secret and the receiver's logs", retryable=False)
+
+
+def collect_secrets(channels: Iterable[ChannelSettings]) -> list[str]:
+    """Every secret text of the channels, longest first: each secret, each
+    url, and a url's path, query and credentials (tokens often live there)."""
+    found: set[str] = set()
+    for ch in channels:
+        if ch.secret is not None:
+            found.add(ch.secret.reveal())
+        if ch.url is not None:
+            raw = ch.url.reveal()
+            found.add(raw)
+            try:
+                parts = urlsplit(raw)
+                found.update([parts.path, parts.query, parts.password or "",
+                              parts.username or ""])
+            except ValueError:
+                pass
+    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every one of `secrets` replaced by `***` (defence in depth
+    for texts that did not come from this module)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,349 @@
+"""The outbox worker against an in-memory store with exactly store.py's outbox API."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from auditor.errors import DeliveryError
+from auditor.notify import Message, WebhookNotifier
+from auditor.outbox import backoff_delay, deliver_pending, delivery_failed_fingerprint
+from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, Secret
+
+from receivers import WebhookReceiver
+
+NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+RETRY = RetrySettings(first=10, max=600, budget=3600)
+TOKEN = "SECRET123"
+HMAC_KEY = "whsec-never-print-me"
+
+
+# -- an in-memory store with the outbox API of auditor/store.py ---------------
+
+@dataclass
+class FakeItem:
+    id: int
+    channel: str
+    created_at: datetime
+    transitions: list[dict[str, Any]]
+    attempts: int = 0
+    next_attempt_at: datetime = NOW
+    first_attempt_at: datetime | None = None
+    status: str = "pending"
+    errors: list[str] = field(default_factory=list)
+    delivered_at: datetime | None = None
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.items: dict[int, FakeItem] = {}
+        self.heads = 0
+
+    def enqueue(self, channel: str, transitions: list[dict[str, Any]], at: datetime,
+                cycle: int | None = None) -> int:
+        item_id = len(self.items) + 1
+        self.items[item_id] = FakeItem(item_id, channel, at, transitions, next_attempt_at=at)
+        return item_id
+
+    def pending_outbox(self, now: datetime, limit: int = 100,
+                       channel: str | None = None) -> list[FakeItem]:
+        due = [i for i in self.items.values() if i.status == "pending"
+               and i.next_attempt_at <= now and channel in (None, i.channel)]
+        return sorted(due, key=lambda i: i.id)[:limit]
+
+    def mark_delivered(self, id: int, at: datetime) -> None:
+        item = self.items[id]
+        assert item.status == "pending", "delivered twice"
+        item.status, item.delivered_at = "delivered", at
+
+    def mark_retry(self, id: int, at: datetime, error: str, next_attempt_at: datetime) -> None:
+        item = self.items[id]
+        item.attempts += 1
+        item.first_attempt_at = item.first_attempt_at or at
+        item.next_attempt_at = next_attempt_at
+        item.errors.append(error)
+
+    def mark_dead(self, id: int, at: datetime, error: str) -> None:
+        item = self.items[id]
+        item.status = "dead"
+        item.errors.append(error)
+
+    def head(self) -> str:
+        self.heads += 1
+        return f"{self.heads:064x}"
+
+
+# -- notifiers -------------------------------------------------------------------
+
+class Recorder:
+    def __init__(self, name: str, fail: list[DeliveryError | Exception] | None = None):
+        self.name = name
+        self.sent: list[Message] = []
+        self.fail = fail or []
+
+    def send(self, message: Message) -> None:
+        if self.fail:
+            raise self.fail.pop(0)
+        self.sent.append(message)
+
+
+def transition(seq: int, kind: str = "firing", rule: str = "hot_drain") -> dict[str, Any]:
+    """A transition as store_codec.transition_to_json stores it."""
+    return {"seq": seq, "kind": kind, "fingerprint": f"{seq:064x}", "rule": rule,
+            "subject": "eth-hot-1/ETH", "severity": "critical", "at": "2026-11-24T09:59:00Z",
+            "since": "2026-11-24T09:59:00Z", "summary": "hot wallet fell 42%",
+            "value": "0.42", "threshold": "0.2", "details": {}}
+
+
+def settings(*channels: ChannelSettings) -> AlertSettings:
+    return AlertSettings(retry=RETRY, channels=channels)
+
+
+SOC = ChannelSettings(name="soc", type="webhook", url=Secret(f"http://127.0.0.1:1/hooks/{TOKEN}"),
+                      secret=Secret(HMAC_KEY))
+PAGER = ChannelSettings(name="pager", type="webhook", url=Secret("http://127.0.0.1:1/p"))
+CONSOLE = ChannelSettings(name="console", type="log")
+
+
+def run(store: FakeStore, notifiers: dict[str, Any], alerts: AlertSettings,
+        now: datetime = NOW, **kw: Any) -> Any:
+    return deliver_pending(store, notifiers, alerts, "example-ex", now, rand=lambda: 1.0, **kw)
+
+
+# -- delivery -------------------------------------------------------------------
+
+def test_delivered_item_carries_wire_alerts_head_and_sent_at() -> None:
+    store, soc = FakeStore(), Recorder("soc")
+    store.enqueue("soc", [transition(7), transition(8, kind="resolved")], NOW)
+    report = run(store, {"soc": soc}, settings(SOC))
+    assert (report.delivered, report.retried, report.dead, report.errors) == (1, 0, 0, [])
+    (msg,) = soc.sent
+    assert (msg.exchange, msg.sent_at, msg.head, msg.test) == ("example-ex", NOW, f"{1:064x}",
+                                                               False)
+    first, second = msg.alerts
+    assert first["transition"] == "firing" and first["state"] == "firing" and first["seq"] == 7
+    assert second["transition"] == "resolved" and second["state"] == "resolved"
+    assert "kind" not in first
+    assert store.items[1].status == "delivered"
+
+
+def test_delivered_item_is_never_sent_again() -> None:
+    store, soc = FakeStore(), Recorder("soc")
+    store.enqueue("soc", [transition(1)], NOW)
+    run(store, {"soc": soc}, settings(SOC))
+    report = run(store, {"soc": soc}, settings(SOC), now=NOW + timedelta(hours=1))
+    assert report.delivered == 0 and len(soc.sent) == 1
+
+
+def test_test_transitions_make_a_test_message() -> None:
+    store, soc = FakeStore(), Recorder("soc")
+    store.enqueue("soc", [dict(transition(1), test=True)], NOW)
+    run(store, {"soc": soc}, settings(SOC))
+    assert soc.sent[0].test is True
+
+
+# -- retries ----------------------------------------------------------------------
+
+def test_backoff_doubles_from_first_up_to_max_with_jitter_in_upper_half() -> None:
+    assert backoff_delay(RETRY, 0, lambda: 1.0) == 10
+    assert backoff_delay(RETRY, 0, lambda: 0.0) == 5
+    assert backoff_delay(RETRY, 3, lambda: 1.0) == 80
+    assert backoff_delay(RETRY, 10, lambda: 1.0) == 600
+    assert backoff_delay(RETRY, 10, lambda: 0.0) == 300
+    assert backoff_delay(RETRY, 10_000, lambda: 1.0) == 600
+
+
+def test_retryable_failure_is_retried_with_backoff_and_not_marked_delivered() -> None:
+    store = FakeStore()
+    store.enqueue("soc", [transition(1)], NOW)
+    store.items[1].attempts = 2
+    store.items[1].first_attempt_at = NOW - timedelta(minutes=1)
+    soc = Recorder("soc", [DeliveryError("h answered HTTP 503; will retry", retryable=True)])
+    report = run(store, {"soc": soc}, settings(SOC))
+    assert (report.delivered, report.retried, report.dead) == (0, 1, 0)
+    item = store.items[1]
+    assert item.status == "pending" and item.next_attempt_at == NOW + timedelta(seconds=40)
+    assert "503" in item.errors[0] and "503" in report.errors[0]
+
+
+def test_channel_rate_limit_paces_sends_with_the_injected_sleep() -> None:
+    store, soc = FakeStore(), Recorder("soc")
+    for seq in range(3):
+        store.enqueue("soc", [transition(seq)], NOW)
+    clock = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    paced = ChannelSettings(name="soc", type="webhook", url=Secret("http://x/"), rate=2)
+    report = run(store, {"soc": soc}, settings(paced), sleep=sleep, monotonic=lambda: clock[0])
+    assert report.delivered == 3
+    assert slept == [0.5, 0.5]
+
+
+def test_after_a_retryable_failure_the_channel_waits_but_others_are_delivered() -> None:
+    store, pager = FakeStore(), Recorder("pager")
+    for seq in range(3):
+        store.enqueue("soc", [transition(seq)], NOW)
+    store.enqueue("pager", [transition(9)], NOW)
+    soc = Recorder("soc", [DeliveryError("down", retryable=True)] * 5)
+    report = run(store, {"soc": soc, "pager": pager}, settings(SOC, PAGER))
+    assert (report.delivered, report.retried, report.deferred) == (1, 1, 2)
+    assert len(soc.fail) == 4, "only one attempt on a channel that is down"
+    assert [i.attempts for i in store.items.values()] == [1, 0, 0, 0]
+
+
+# -- dead letters and delivery_failed -------------------------------------------
+
+def test_retry_budget_exceeded_dead_letters_and_alerts_the_other_channels() -> None:
+    store, pager, console = FakeStore(), Recorder("pager"), Recorder("console")
+    store.enqueue("soc", [transition(41), transition(42)], NOW - timedelta(hours=2))
+    store.items[1].first_attempt_at = NOW - timedelta(seconds=3601)
+    soc = Recorder("soc", [DeliveryError("timed out", retryable=True)])
+    report = run(store, {"soc": soc, "pager": pager, "console": console},
+                 settings(SOC, PAGER, CONSOLE))
+    assert store.items[1].status == "dead"
+    assert report.dead == 1 and report.delivered == 2
+    assert sorted(i.channel for i in store.items.values() if i.id != 1) == ["console", "pager"]
+    (alert,) = pager.sent[0].alerts
+    fp = hashlib.sha256(b"example-ex\ndelivery_failed\nsoc").hexdigest()
+    assert alert["fingerprint"] == fp == delivery_failed_fingerprint("example-ex", "soc")
+    assert (alert["rule"], alert["subject"], alert["severity"]) == ("delivery_failed", "soc",
+                                                                    "critical")
+    assert (alert["transition"], alert["state"], alert["seq"]) == ("firing", "firing", 42)
+    assert "soc" in alert["summary"] and "2026-11-24T08:00:00Z" in alert["summary"]
+    assert console.sent[0].alerts == pager.sent[0].alerts
+
+
+def test_budget_counts_from_created_at_before_any_attempt() -> None:
+    store = FakeStore()
+    store.enqueue("soc", [transition(1)], NOW - timedelta(seconds=3601))
+    soc = Recorder("soc", [DeliveryError("down", retryable=True)])
+    report = run(store, {"soc": soc, "pager": Recorder("pager")}, settings(SOC, PAGER))
+    assert store.items[1].status == "dead" and report.dead == 1
+
+
+def test_permanent_failure_is_dead_at_once_and_alerts_the_others() -> None:
+    store, pager = FakeStore(), Recorder("pager")
+    store.enqueue("soc", [transition(5)], NOW)
+    soc = Recorder("soc", [DeliveryError("refused with HTTP 400", retryable=False)])
+    report = run(store, {"soc": soc, "pager": pager}, settings(SOC, PAGER))
+    assert store.items[1].status == "dead" and report.retried == 0
+    assert pager.sent[0].alerts[0]["rule"] == "delivery_failed"
+    assert "400" in pager.sent[0].alerts[0]["summary"]
+
+
+def test_delivery_failed_goes_to_stderr_log_when_no_other_channel(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    store = FakeStore()
+    store.enqueue("soc", [transition(3)], NOW)
+    soc = Recorder("soc", [DeliveryError("refused with HTTP 400", retryable=False)])
+    report = run(store, {"soc": soc}, settings(SOC))
+    assert [i.channel for i in store.items.values()] == ["soc", "log"]
+    assert store.items[2].status == "delivered" and report.delivered == 1
+    err = capsys.readouterr().err
+    assert "CRITICAL firing delivery_failed soc" in err and "seq 3" in err
+
+
+def test_dead_delivery_failed_alarm_only_goes_to_log_channels() -> None:
+    store, console = FakeStore(), Recorder("console")
+    store.enqueue("pager", [transition(3, rule="delivery_failed")], NOW)
+    pager = Recorder("pager", [DeliveryError("HTTP 400", retryable=False)])
+    run(store, {"soc": Recorder("soc"), "pager": pager, "console": console},
+        settings(SOC, PAGER, CONSOLE))
+    assert [i.channel for i in store.items.values()] == ["pager", "console"]
+    assert console.sent[0].alerts[0]["subject"] == "pager"
+
+
+def test_unknown_channel_is_written_to_the_log_channel_then_dead(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    store = FakeStore()
+    store.enqueue("removed", [transition(11)], NOW)
+    report = run(store, {"soc": Recorder("soc")}, settings(SOC))
+    assert store.items[1].status == "dead" and report.dead == 1
+    assert "removed" in store.items[1].errors[0]
+    assert "hot_drain eth-hot-1/ETH" in capsys.readouterr().err
+
+
+def test_unknown_channel_retries_when_the_log_channel_fails() -> None:
+    store = FakeStore()
+    store.enqueue("removed", [transition(11)], NOW)
+    console = Recorder("console", [DeliveryError("stderr closed", retryable=True)])
+    report = run(store, {"console": console}, settings(CONSOLE))
+    assert store.items[1].status == "pending" and report.retried == 1
+
+
+# -- never raises, never leaks -----------------------------------------------
+
+def test_store_failure_on_one_item_does_not_stop_the_others() -> None:
+    class Flaky(FakeStore):
+        def mark_delivered(self, id: int, at: datetime) -> None:
+            if id == 1:
+                raise RuntimeError("database is locked")
+            super().mark_delivered(id, at)
+
+    store = Flaky()
+    store.enqueue("soc", [transition(1)], NOW)
+    store.enqueue("soc", [transition(2)], NOW)
+    report = run(store, {"soc": Recorder("soc")}, settings(SOC))
+    assert report.delivered == 1 and "database is locked" in report.errors[0]
+    assert store.items[1].status == "pending", "unconfirmed: delivered again next run"
+
+
+def test_unreadable_outbox_is_reported_not_raised() -> None:
+    class Broken(FakeStore):
+        def pending_outbox(self, now: datetime, limit: int = 100,
+                           channel: str | None = None) -> list[FakeItem]:
+            raise RuntimeError("no such table: outbox")
+
+    report = run(Broken(), {}, settings())
+    assert "no such table" in report.errors[0]
+
+
+def test_notifier_exception_text_is_withheld_and_secrets_scrubbed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = FakeStore()
+    store.enqueue("soc", [transition(1)], NOW)
+    store.enqueue("pager", [transition(2)], NOW)
+    soc = Recorder("soc", [ValueError(f"bad http://127.0.0.1:1/hooks/{TOKEN}")])
+    pager = Recorder("pager", [DeliveryError(f"leaky {HMAC_KEY} /hooks/{TOKEN}", retryable=True)])
+    with caplog.at_level(logging.DEBUG):
+        report = run(store, {"soc": soc, "pager": pager}, settings(SOC, PAGER))
+    texts = [*report.errors, caplog.text, *store.items[1].errors, *store.items[2].errors]
+    assert report.retried == 2
+    assert all(TOKEN not in t and HMAC_KEY not in t for t in texts)
+    assert "ValueError" in report.errors[0]
+
+
+# -- against a real receiver -----------------------------------------------------
+
+@pytest.mark.integration
+def test_receiver_down_then_up_gets_each_message_exactly_once(
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    with WebhookReceiver(secret=HMAC_KEY.encode()) as rx:
+        url = rx.url(f"/hooks/{TOKEN}")
+        soc = ChannelSettings(name="soc", type="webhook", url=Secret(url), secret=Secret(HMAC_KEY),
+                              timeout=2)
+        notifiers = {"soc": WebhookNotifier("soc", soc.url, secret=soc.secret, timeout=2)}
+        store = FakeStore()
+        for seq in (1, 2, 3):
+            store.enqueue("soc", [transition(seq)], NOW)
+        rx.stop()
+        with caplog.at_level(logging.DEBUG):
+            down = run(store, notifiers, settings(soc))
+        assert (down.delivered, down.retried, down.deferred) == (0, 1, 2)
+        leaked = [*down.errors, caplog.text, capsys.readouterr().err, *store.items[1].errors]
+        assert all(TOKEN not in t and HMAC_KEY not in t for t in leaked)
+        rx.start()
+        up = run(store, notifiers, settings(soc), now=NOW + timedelta(minutes=1))
+        again = run(store, notifiers, settings(soc), now=NOW + timedelta(hours=1))
+        assert (up.delivered, again.delivered) == (3, 0)
+        assert sorted(rx.seqs()) == [1, 2, 3]
+        assert all(r.signature_ok for r in rx.requests)
