@@ -1,0 +1,81 @@
+"""Pure rules: exposure + watch history + inputs → one `Evaluation` per rule.
+
+One function per rule (split by meaning into `rules_ratio`, `rules_flow` and
+`rules_stale`); `evaluate_all` runs them in a fixed order. No I/O, no clock.
+Rule ids are public interface (DESIGN.md "Rules").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .model import Evaluation
+from .rules_base import ChainStatus, InputStatus, RuleInput, WalletAsset
+from .rules_flow import GAS_ALLOWANCE, cold_outflow, config_changed, hot_drain, native_asset
+from .rules_ratio import (
+    asset_hot_ratio,
+    commingling,
+    guarantee_coverage,
+    hot_floor,
+    hot_ratio,
+    reserve_coverage,
+)
+from .rules_stale import stale_data
+
+__all__ = [
+    "ChainStatus",
+    "InputStatus",
+    "RuleInput",
+    "WalletAsset",
+    "EVENT_RULES",
+    "STATE_RULES",
+    "RATIO_RULES",
+    "RULES",
+    "GAS_ALLOWANCE",
+    "evaluate_all",
+    "native_asset",
+    "hot_ratio",
+    "asset_hot_ratio",
+    "guarantee_coverage",
+    "reserve_coverage",
+    "commingling",
+    "hot_floor",
+    "hot_drain",
+    "cold_outflow",
+    "config_changed",
+    "stale_data",
+]
+
+# Event rules never resolve by evaluation; a person resolves them.
+EVENT_RULES: frozenset[str] = frozenset({
+    "hot_drain", "large_outflow", "cold_outflow", "unmatched_outflow", "unknown_destination",
+    "sanctioned_counterparty", "safe_changed", "config_changed", "delivery_failed",
+})
+# State rules resolve by themselves when a covered subject has no finding.
+STATE_RULES: frozenset[str] = frozenset({
+    "hot_ratio", "asset_hot_ratio", "guarantee_coverage", "reserve_coverage", "commingling",
+    "hot_floor", "stale_data", "daily_record",
+})
+# Rules whose value and threshold are ratios (fractions), formatted with units.format_ratio.
+RATIO_RULES: frozenset[str] = frozenset({
+    "hot_ratio", "asset_hot_ratio", "guarantee_coverage", "reserve_coverage", "commingling",
+    "hot_drain",
+})
+
+RULES: tuple[Callable[[RuleInput], Evaluation], ...] = (
+    hot_ratio,
+    asset_hot_ratio,
+    guarantee_coverage,
+    reserve_coverage,
+    commingling,
+    hot_floor,
+    hot_drain,
+    cold_outflow,
+    config_changed,
+    stale_data,
+)
+
+
+def evaluate_all(inp: RuleInput) -> list[Evaluation]:
+    """Every rule of this module, in a fixed order."""
+    return [rule(inp) for rule in RULES]
