@@ -163,9 +163,10 @@ class _Run:
         for item in self.store.pending_outbox(start, limit=limit):
             self.guarded(item)
         queued = self.queue_delivery_failed()
-        if queued:  # deliver the alarms in this run too (`poll --once` has no next run)
-            for item in self.store.pending_outbox(self.now(), limit=limit):
-                if item.id in queued:
+        # Deliver the alarms in this run too: `poll --once` has no next run.
+        for channel in sorted({channel for channel, _ in queued}):
+            for item in self.store.pending_outbox(self.now(), limit=limit, channel=channel):
+                if (channel, item.id) in queued:
                     self.guarded(item)
 
     def guarded(self, item: OutboxItem) -> None:
@@ -273,8 +274,8 @@ class _Run:
         return self.fallback
 
     # -- delivery_failed --------------------------------------------------------
-    def queue_delivery_failed(self) -> set[int]:
-        queued: set[int] = set()
+    def queue_delivery_failed(self) -> set[tuple[str, int]]:
+        queued: set[tuple[str, int]] = set()
         at = self.now()
         for channel, dead in self.dead.items():
             transition = self.delivery_failed(channel, dead, at)
@@ -285,7 +286,7 @@ class _Run:
                 self.record(f"delivery_failed for channel {channel} has nowhere to go: "
                             "configure a second channel (e.g. type log)")
             for target in targets:
-                queued.add(self.store.enqueue(target, [transition], at))
+                queued.add((target, self.store.enqueue(target, [transition], at)))
         return queued
 
     def failure_targets(self, dead_channel: str, meta_only: bool) -> list[str]:

@@ -270,3 +270,32 @@ def test_make_notifier_builds_each_channel_type_without_leaking_url() -> None:
 def test_make_notifier_webhook_without_url_names_the_channel() -> None:
     with pytest.raises(ValueError, match="'soc'"):
         make_notifier(ChannelSettings(name="soc", type="webhook"))
+
+
+# -- redaction helpers and the wire form ---------------------------------------
+
+def test_scrub_hides_url_tokens_and_secrets_but_keeps_the_host_label() -> None:
+    from auditor.notify.http import collect_secrets, scrub
+
+    chans = [ChannelSettings(name="soc", type="webhook",
+                             url=Secret(f"https://u:pw1234@h.example:8443/hooks/{TOKEN}?k={TOKEN}"),
+                             secret=Secret(HMAC_KEY))]
+    text = f"https://h.example:8443 failed at /hooks/{TOKEN}?k={TOKEN} with {HMAC_KEY} pw1234"
+    out = scrub(text, collect_secrets(chans))
+    assert out.startswith("https://h.example:8443 failed")
+    assert TOKEN not in out and HMAC_KEY not in out and "pw1234" not in out
+
+
+def test_wire_alert_turns_a_stored_transition_into_the_design_alert_object() -> None:
+    from auditor.notify.base import wire_alert
+
+    stored = {"seq": 5, "kind": "resolved", "fingerprint": "f" * 64, "rule": "hot_ratio",
+              "subject": "combined", "severity": "warning", "at": "2026-11-24T10:00:00Z",
+              "since": "2026-11-24T09:00:00Z", "summary": "ok again", "value": "0.03",
+              "threshold": "0.04", "details": {}}
+    wire = wire_alert(stored)
+    assert list(wire)[:11] == ["rule", "subject", "severity", "state", "value", "threshold",
+                               "fingerprint", "summary", "since", "transition", "seq"]
+    assert (wire["state"], wire["transition"], wire["seq"]) == ("resolved", "resolved", 5)
+    assert "kind" not in wire and wire["at"] == "2026-11-24T10:00:00Z"
+    assert wire_alert(ALERT) == ALERT

@@ -100,21 +100,21 @@ def _check_status(response: httpx.Response, label: str) -> None:
 
 
 def collect_secrets(channels: Iterable[ChannelSettings]) -> list[str]:
-    """Every secret text of the channels, longest first: each secret, each
-    url, and a url's path, query and credentials (tokens often live there)."""
+    """Every secret text of the channels, longest first: each secret, and a
+    url's path, query, fragment and credentials (tokens live there; the
+    `scheme://host:port` that `redact_url` shows is not treated as secret)."""
     found: set[str] = set()
     for ch in channels:
         if ch.secret is not None:
             found.add(ch.secret.reveal())
         if ch.url is not None:
             raw = ch.url.reveal()
-            found.add(raw)
             try:
                 parts = urlsplit(raw)
-                found.update([parts.path, parts.query, parts.password or "",
+                found.update([parts.path, parts.query, parts.fragment, parts.password or "",
                               parts.username or ""])
-            except ValueError:
-                pass
+            except ValueError:  # unparsable: hide it whole
+                found.add(raw)
     return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
 
