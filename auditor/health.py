@@ -160,7 +160,8 @@ class HealthServer:
         self.stale_max_age = stale_max_age
         self._server = _Server(host, port, self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="auditor-http", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name="auditor-http", daemon=True,
         )
 
     @property
