@@ -1,0 +1,262 @@
+"""The store: SQLite (through sqlite-utils) with a hash-chained, append-only audit log.
+
+All SQL of the project lives in `store*.py`. One `Store` per thread. Every
+write is one `BEGIN IMMEDIATE` transaction, so concurrent writers (the
+daemon's cycle, CLI acks) serialise in the database; a failure rolls the
+whole write back. sqlite3 errors leave here as `StoreError` (no secrets:
+messages name the store file and the operation, never config values).
+
+Parts: `store_schema` (tables), `store_audit` (hash chain, verify),
+`store_cycle` (one cycle's write), `store_outbox`, `store_alerts` (ack,
+resolve), `store_reads`, `store_lock` (the cycle lock), `store_codec` (JSON,
+times).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from . import store_reads as reads
+from .errors import StoreError
+from .model import Alert, Transition
+from .store_alerts import ack_tx, resolve_tx
+from .store_audit import ZERO_HASH, AuditChain, AuditRecord, VerifyResult, verify_chain
+from .store_codec import transition_from_json, transition_to_json
+from .store_cycle import BalanceCache, CycleRecord, CycleWriteResult, write_cycle_tx
+from .store_lock import cycle_lock
+from .store_outbox import (
+    OutboxItem,
+    enqueue_tx,
+    mark_dead_tx,
+    mark_delivered_tx,
+    mark_retry_tx,
+    outbox_counts,
+    pending_outbox,
+)
+from .store_schema import connect
+
+__all__ = [
+    "Store",
+    "CycleRecord",
+    "CycleWriteResult",
+    "AuditRecord",
+    "VerifyResult",
+    "OutboxItem",
+    "ZERO_HASH",
+    "cycle_lock",
+    "transition_to_json",
+    "transition_from_json",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn sqlite3 errors into StoreError naming the store and the operation."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as e:
+                store = args[0]
+                hint = ("another process held the write lock for more than 10 s; retry"
+                        if "locked" in str(e) or "busy" in str(e)
+                        else "check the file's permissions and free disk space")
+                raise StoreError(f"store {store}: could not {what}: {e}; {hint}") from e
+            except sqlite3.Error as e:
+                raise StoreError(f"store {args[0]}: could not {what}: {e}") from e
+
+        return inner
+
+    return wrap
+
+
+class Store:
+    """One SQLite store. Not shared between threads: open one per thread."""
+
+    def __init__(self, path: Path, db: Any):
+        self.path = path
+        self.db = db  # sqlite_utils.Database
+        self._conn: sqlite3.Connection = db.conn
+        self._balances = BalanceCache()
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating the parent dir and schema if needed; idempotent) the store at `path`."""
+        p = Path(path)
+        try:
+            return cls(p, connect(p))
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"store {p}: could not open: {e}; check the path "
+                             "(store.path) and that its directory is writable") from e
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One BEGIN IMMEDIATE … COMMIT; ROLLBACK on any exception. Nested calls join it."""
+        if self._conn.in_transaction:
+            yield self._conn
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    # -- audit log ----------------------------------------------------------
+
+    @_guarded("append to the audit log")
+    def append_audit(self, kind: str, payload: dict[str, Any], at: datetime) -> AuditRecord:
+        """Append one record (inside an open transaction, or in its own)."""
+        with self.transaction() as conn:
+            return AuditChain(conn).append(kind, payload, at)
+
+    @_guarded("read the audit-log head")
+    def head(self) -> str:
+        return reads.head(self._conn)
+
+    @_guarded("verify the audit log")
+    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyResult:
+        return verify_chain(self._conn, anchor)
+
+    # -- cycles -------------------------------------------------------------
+
+    @_guarded("write the cycle")
+    def write_cycle(self, rec: CycleRecord) -> CycleWriteResult:
+        """Write a whole cycle in one transaction; on any error the store is unchanged."""
+        with self.transaction():
+            result, changed = write_cycle_tx(self._conn, rec, self._balances)
+        self._balances.apply(changed, result.cycle_id)  # only once committed
+        return result
+
+    @_guarded("read the last cycle")
+    def last_cycle(self) -> dict[str, Any] | None:
+        return reads.last_cycle(self._conn)
+
+    @_guarded("read the last cycle")
+    def last_cycle_at(self) -> datetime | None:
+        return reads.cycle_time(self._conn, "taken_at")
+
+    @_guarded("read the last ok cycle")
+    def last_ok_cycle_at(self) -> datetime | None:
+        return reads.cycle_time(self._conn, "taken_at", ok_only=True)
+
+    @_guarded("read the last cycle")
+    def last_started_at(self) -> datetime | None:
+        return reads.cycle_time(self._conn, "started_at")
+
+    @_guarded("read the watch history")
+    def watch_history(self, since: datetime) -> list[tuple[datetime, dict[tuple[str, str], int]]]:
+        return reads.watch_history(self._conn, since)
+
+    @_guarded("read the latest watch totals")
+    def last_watch(self) -> tuple[dict[tuple[str, str], int], dict[str, int]] | None:
+        return reads.last_watch(self._conn)
+
+    @_guarded("read used approvals")
+    def used_approvals(self) -> set[str]:
+        return reads.used_approvals(self._conn)
+
+    @_guarded("read the last config")
+    def last_config(self) -> tuple[str, dict[str, Any]] | None:
+        return reads.last_config(self._conn)
+
+    @_guarded("read the chain heads")
+    def last_heads(self) -> dict[str, tuple[int, str, datetime]]:
+        return reads.last_heads(self._conn)
+
+    # -- alerts -------------------------------------------------------------
+
+    @_guarded("read alerts")
+    def open_alerts(self) -> dict[str, Alert]:
+        return {a.fingerprint: a for a in reads.list_alerts(self._conn)}
+
+    @_guarded("read an alert")
+    def get_alert(self, fingerprint: str) -> Alert | None:
+        return reads.get_alert(self._conn, fingerprint)
+
+    @_guarded("list alerts")
+    def list_alerts(self, include_resolved: bool = False) -> list[Alert]:
+        return reads.list_alerts(self._conn, include_resolved)
+
+    @_guarded("read an alert's history")
+    def alert_history(self, fingerprint: str) -> list[dict[str, Any]]:
+        return reads.alert_history(self._conn, fingerprint)
+
+    @_guarded("acknowledge the alert")
+    def ack_alert(self, fingerprint: str, by: str, note: str, at: datetime) -> int:
+        """Acknowledge (suppresses repeats only); an `ack` audit record. Returns its seq."""
+        with self.transaction() as conn:
+            return ack_tx(conn, fingerprint, by, note, at)
+
+    @_guarded("resolve the alert")
+    def resolve_alert(self, fingerprint: str, by: str, reason: str, at: datetime,
+                      transition: Transition, channels: list[str] | tuple[str, ...] = ()) -> int:
+        """Resolve by hand: the transition's `alert` record (its seq is returned) and one
+        outbox row per channel, in one transaction."""
+        with self.transaction() as conn:
+            return resolve_tx(conn, fingerprint, by, reason, at, transition, list(channels))
+
+    # -- outbox -------------------------------------------------------------
+
+    @_guarded("enqueue a notification")
+    def enqueue(self, channel: str, transitions: list[dict[str, Any]], at: datetime,
+                cycle: int | None = None) -> int:
+        with self.transaction() as conn:
+            return enqueue_tx(conn, channel, transitions, at, cycle)
+
+    @_guarded("read the outbox")
+    def pending_outbox(self, now: datetime, limit: int = 100,
+                       channel: str | None = None) -> list[OutboxItem]:
+        return pending_outbox(self._conn, now, limit, channel)
+
+    @_guarded("mark a notification delivered")
+    def mark_delivered(self, item_id: int, at: datetime) -> None:
+        with self.transaction() as conn:
+            mark_delivered_tx(conn, item_id, at)
+
+    @_guarded("schedule a notification retry")
+    def mark_retry(self, item_id: int, at: datetime, error: str,
+                   next_attempt_at: datetime) -> None:
+        with self.transaction() as conn:
+            mark_retry_tx(conn, item_id, at, error, next_attempt_at)
+
+    @_guarded("dead-letter a notification")
+    def mark_dead(self, item_id: int, at: datetime, error: str) -> None:
+        with self.transaction() as conn:
+            mark_dead_tx(conn, item_id, at, error)
+
+    @_guarded("count the outbox")
+    def outbox_counts(self) -> dict[str, int]:
+        return outbox_counts(self._conn)
