@@ -1,0 +1,352 @@
+"""chains, assets and wallets: what is watched, where, and under which label."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from eth_utils import is_checksum_address, to_checksum_address
+
+from .config_ctx import Ctx, not_supported
+from .config_sections import check_url
+from .config_yaml import index, join
+from .settings import (
+    AssetSettings,
+    ChainSettings,
+    Deployment,
+    RpcEndpoint,
+    Secret,
+    WalletSettings,
+    redact_url,
+)
+
+__all__ = ["read_chains", "read_assets", "read_wallets", "eth_address", "MULTICALL3"]
+
+MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$")
+_HEX40 = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_BTC_CHAIN_KEYS = {"network": "", "backends": ""}
+_BTC_WALLET_KEYS = {k: "Bitcoin wallets come with `type: bitcoin` chains."
+                    for k in ("descriptors", "gap_limit", "issued", "xpub")}
+CLASSES = ("crypto", "stablecoin")
+TIERS = ("hot", "warm", "deposit", "cold")
+ROLES = ("customer", "guarantee", "proprietary")
+
+
+def eth_address(ctx: Ctx, path: str, value: Any, who: str = "") -> str | None:
+    """An EIP-55 address; all-lowercase is accepted and checksummed, other mixes refused."""
+    text = ctx.text(path, value, who)
+    if text is None:
+        return None
+    if text.endswith(".eth") or ("." in text and not text.startswith("0x")):
+        ctx.error(path, f"{text} looks like an ENS name; names can be repointed by their "
+                        "owner, so write the 0x address itself", who)
+        return None
+    if not _HEX40.match(text):
+        ctx.error(path, f"{text[:12]}… is not an Ethereum address; write 0x followed by 40 "
+                        "hex digits", who)
+        return None
+    if text[2:] == text[2:].lower():
+        return to_checksum_address(text)
+    if not is_checksum_address(text):
+        ctx.error(path, f"{text} is not a valid EIP-55 checksum address; write it as "
+                        f"{to_checksum_address(text)} (checksummed) or all lowercase — and "
+                        "check it is the address you meant: a wrong checksum is often a typo",
+                  who)
+        return None
+    return text
+
+
+# -- chains -----------------------------------------------------------------
+def read_chains(ctx: Ctx, raw: Any) -> tuple[dict[str, ChainSettings], set[str]]:
+    """Valid chains, and every declared name (so references do not cascade)."""
+    if raw is None:
+        ctx.error("chains", "no chains configured; add `chains: {ethereum: {type: ethereum, "
+                            "rpc: [{url: …}]}}`")
+        return {}, set()
+    if not isinstance(raw, dict) or not raw:
+        ctx.error("chains", "expected a mapping of chain name to chain settings")
+        return {}, set()
+    chains: dict[str, ChainSettings] = {}
+    for name, body in raw.items():
+        path = join("chains", name)
+        if not _NAME.match(str(name)):
+            ctx.error(path, f"chain name {name!r}: use letters, digits, `-`, `_`")
+            continue
+        chain = _read_chain(ctx, path, str(name), body)
+        if chain is not None:
+            chains[str(name)] = chain
+    return chains, {str(n) for n in raw}
+
+
+def _read_chain(ctx: Ctx, path: str, name: str, body: Any) -> ChainSettings | None:
+    who = f'chain "{name}"'
+    if isinstance(body, dict) and body.get("type") == "bitcoin":
+        ctx.error(join(path, "type"), "`type: bitcoin` is not supported yet (it is planned); "
+                                      "remove this chain and its wallets and assets", who)
+        return None
+    m = ctx.mapping(path, body, who=who, required=("type", "rpc"), unsupported=_BTC_CHAIN_KEYS,
+                    keys=("type", "rpc", "confirmations", "max_head_age", "multicall3"))
+    if m is None:
+        return None
+    errors = ctx.error_count()
+    if "type" in m:
+        ctx.choice(join(path, "type"), m["type"], ("ethereum", "bitcoin"), who)
+    rpc = _read_rpc(ctx, join(path, "rpc"), m["rpc"], who) if "rpc" in m else ()
+    confirmations = ctx.integer(join(path, "confirmations"), m.get("confirmations", 12), who,
+                                minimum=1)
+    head_age = ctx.duration(join(path, "max_head_age"), m.get("max_head_age", "2m"), who,
+                            minimum=1)
+    multicall: str | None = MULTICALL3
+    if "multicall3" in m:
+        multicall = None if m["multicall3"] is None else eth_address(
+            ctx, join(path, "multicall3"), m["multicall3"], who)
+    if ctx.error_count() != errors or confirmations is None or head_age is None:
+        return None
+    return ChainSettings(name=name, type="ethereum", rpc=rpc, confirmations=confirmations,
+                         max_head_age=head_age, multicall3=multicall)
+
+
+def _read_rpc(ctx: Ctx, path: str, raw: Any, who: str) -> tuple[RpcEndpoint, ...]:
+    if not isinstance(raw, list) or not raw:
+        ctx.error(path, "expected a list of providers: `rpc: [{url: http://…}]`", who)
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        p = index(path, i)
+        if isinstance(item, str):
+            item = {"url": item}
+        m = ctx.mapping(p, item, keys=("url", "timeout"), secrets=("url",),
+                        required=("url",), who=who)
+        if m is None or "url" not in m:
+            continue
+        url = ctx.text(join(p, "url"), m["url"], who)
+        timeout = ctx.duration(join(p, "timeout"), m.get("timeout", "10s"), who, minimum=1)
+        if url and check_url(ctx, join(p, "url"), url, ("http", "https", "ws", "wss"), who):
+            if timeout is not None:
+                out.append(RpcEndpoint(url=Secret(url), label=redact_url(url), timeout=timeout))
+    if len(raw) == 1:
+        ctx.warn(path, "single provider: a lying or stale node cannot be detected; add a "
+                       "second rpc entry", who)
+    return tuple(out)
+
+
+# -- assets -----------------------------------------------------------------
+def read_assets(ctx: Ctx, raw: Any, chain_names: set[str]) -> dict[str, AssetSettings]:
+    if raw is None:
+        ctx.error("assets", "no assets configured; add e.g. `assets: {ETH: {class: crypto, "
+                            "chain: ethereum, decimals: 18}}`")
+        return {}
+    if not isinstance(raw, dict):
+        ctx.error("assets", "expected a mapping of symbol to asset settings")
+        return {}
+    assets: dict[str, AssetSettings] = {}
+    natives: dict[str, str] = {}
+    for sym, body in raw.items():
+        path = join("assets", sym)
+        if not _SYMBOL.match(str(sym)):
+            ctx.error(path, f"asset symbol {sym!r}: use letters, digits, `.`, `-`, `_`")
+            continue
+        asset = _read_asset(ctx, path, str(sym), body, chain_names)
+        if asset is None:
+            continue
+        assets[str(sym)] = asset
+        for d in asset.deployments:
+            if d.token is None and d.chain in natives:
+                ctx.error(path, f"{d.chain} already has a native coin, {natives[d.chain]}; "
+                                "give this asset's `token` address", f'asset "{sym}"')
+            elif d.token is None:
+                natives[d.chain] = str(sym)
+    return assets
+
+
+def _read_asset(ctx: Ctx, path: str, sym: str, body: Any,
+                chain_names: set[str]) -> AssetSettings | None:
+    who = f'asset "{sym}"'
+    m = ctx.mapping(path, body, who=who, required=("class",),
+                    keys=("class", "chain", "token", "decimals", "deployments"))
+    if m is None:
+        return None
+    errors = ctx.error_count()
+    cls = ctx.choice(join(path, "class"), m["class"], CLASSES, who) if "class" in m else None
+    if "deployments" in m:
+        clash = [k for k in ("chain", "token", "decimals") if k in m]
+        if clash:
+            ctx.error(join(path, clash[0]), f"`{clash[0]}` goes inside each entry of "
+                                            "`deployments`, not next to it", who)
+        deployments = _read_deployments(ctx, join(path, "deployments"), m["deployments"],
+                                        chain_names, who)
+    else:
+        d = _read_deployment(ctx, path, m, chain_names, who)
+        deployments = [d] if d else []
+    if ctx.error_count() != errors or cls is None or not deployments:
+        return None
+    return AssetSettings(symbol=sym, cls=cls, decimals=max(d.decimals for d in deployments),
+                         deployments=tuple(deployments))
+
+
+def _read_deployments(ctx: Ctx, path: str, raw: Any, chain_names: set[str],
+                      who: str) -> list[Deployment]:
+    if not isinstance(raw, list) or not raw:
+        ctx.error(path, "expected a list: `deployments: [{chain: …, token: …, decimals: …}]`",
+                  who)
+        return []
+    out: list[Deployment] = []
+    for i, item in enumerate(raw):
+        p = index(path, i)
+        m = ctx.mapping(p, item, keys=("chain", "token", "decimals"), who=who)
+        d = _read_deployment(ctx, p, m, chain_names, who) if m is not None else None
+        if d is None:
+            continue
+        if any(o.chain == d.chain for o in out):
+            ctx.error(join(p, "chain"), f"{d.chain} is listed twice; one deployment per chain",
+                      who)
+        out.append(d)
+    return out
+
+
+def _read_deployment(ctx: Ctx, path: str, m: dict[str, Any], chain_names: set[str],
+                     who: str) -> Deployment | None:
+    for key in ("chain", "decimals"):
+        if key not in m:
+            ctx.error(path, f"`{key}` is required; add `{key}: …`", who)
+    chain = ctx.text(join(path, "chain"), m["chain"], who) if "chain" in m else None
+    if chain is not None and chain not in chain_names:
+        ctx.error(join(path, "chain"), _unknown_chain(chain, chain_names), who)
+        chain = None
+    decimals = (ctx.integer(join(path, "decimals"), m["decimals"], who, minimum=0, maximum=77)
+                if "decimals" in m else None)
+    token = None
+    if m.get("token") is not None:
+        token = eth_address(ctx, join(path, "token"), m["token"], who)
+        if token is None:
+            return None
+    if chain is None or decimals is None:
+        return None
+    return Deployment(chain=chain, token=token, decimals=decimals)
+
+
+def _unknown_chain(chain: str, chain_names: set[str]) -> str:
+    known = ", ".join(sorted(chain_names)) or "none"
+    return f"unknown chain `{chain}`; declare it under `chains` (configured: {known})"
+
+
+def native_assets(chains: dict[str, ChainSettings],
+                  assets: Mapping[str, AssetSettings]) -> dict[str, ChainSettings]:
+    """Chains with `native_asset` set to the symbol of their native coin."""
+    out = dict(chains)
+    for sym, asset in assets.items():
+        for d in asset.deployments:
+            if d.token is None and d.chain in out:
+                out[d.chain] = dataclasses.replace(out[d.chain], native_asset=sym)
+    return out
+
+
+# -- wallets ----------------------------------------------------------------
+def read_wallets(ctx: Ctx, raw: Any, chain_names: set[str],
+                 assets: Mapping[str, AssetSettings]) -> tuple[WalletSettings, ...]:
+    if raw is None:
+        ctx.error("wallets", "no wallets configured; add `wallets: [{name: …, chain: …, "
+                             "tier: hot, role: customer, addresses: [0x…]}]`")
+        return ()
+    if not isinstance(raw, list):
+        ctx.error("wallets", "expected a list of wallets (`- name: …`)")
+        return ()
+    out: list[WalletSettings] = []
+    names: dict[str, int] = {}
+    seen: dict[tuple[str, str], str] = {}
+    for i, item in enumerate(raw):
+        path = index("wallets", i)
+        w = _read_wallet(ctx, path, item, chain_names, assets)
+        if w is None:
+            continue
+        if w.name in names:
+            ctx.error(join(path, "name"), f"the name {w.name!r} is already used by wallets"
+                                          f"[{names[w.name]}]; wallet names must be unique")
+        names.setdefault(w.name, i)
+        for j, addr in enumerate(w.addresses):
+            key = (w.chain, addr.lower())
+            if key in seen and seen[key] != w.name:
+                ctx.error(index(join(path, "addresses"), j),
+                          f"{addr} is also in wallet \"{seen[key]}\"; an address belongs to "
+                          "one wallet (it would be counted twice)", f'wallet "{w.name}"')
+            seen.setdefault(key, w.name)
+        out.append(w)
+    return tuple(out)
+
+
+def _read_wallet(ctx: Ctx, path: str, item: Any, chain_names: set[str],
+                 assets: Mapping[str, AssetSettings]) -> WalletSettings | None:
+    name = item.get("name") if isinstance(item, dict) else None
+    who = f'wallet "{name}"' if isinstance(name, str) else f"wallet {path}"
+    m = ctx.mapping(path, item, who=who, required=("name", "chain", "tier", "addresses"),
+                    keys=("name", "chain", "tier", "role", "addresses", "assets"),
+                    unsupported=_BTC_WALLET_KEYS)
+    if m is None:
+        return None
+    errors = ctx.error_count()
+    name = ctx.text(join(path, "name"), m["name"], who, pattern=_NAME,
+                    hint="use letters, digits, `-`, `_`, `.`") if "name" in m else None
+    chain = ctx.text(join(path, "chain"), m["chain"], who) if "chain" in m else None
+    if chain is not None and chain not in chain_names:
+        ctx.error(join(path, "chain"), _unknown_chain(chain, chain_names), who)
+    tier = ctx.choice(join(path, "tier"), m["tier"], TIERS, who) if "tier" in m else None
+    role = _role(ctx, path, m, who)
+    if role == "guarantee" and tier not in (None, "cold"):
+        ctx.error(join(path, "tier"), f"a `role: guarantee` wallet must be `tier: cold` (the "
+                                      f"performance guarantee is held offline), not {tier}", who)
+    addresses = _addresses(ctx, join(path, "addresses"), m.get("addresses"), who)
+    held = _wallet_assets(ctx, join(path, "assets"), m.get("assets"), chain, assets, who)
+    if ctx.error_count() != errors or None in (name, chain, tier, role, addresses, held):
+        return None
+    return WalletSettings(name=name, chain=chain, tier=tier, role=role,  # type: ignore[arg-type]
+                          addresses=tuple(addresses or ()), assets=tuple(held or ()))
+
+
+def _role(ctx: Ctx, path: str, m: dict[str, Any], who: str) -> str | None:
+    if "role" not in m:
+        ctx.error(path, "`role` is required: customer | guarantee | proprietary. Every wallet "
+                        "must say whose coins it holds, because an unlabelled treasury wallet "
+                        "flatters every ratio", who)
+        return None
+    return ctx.choice(join(path, "role"), m["role"], ROLES, who)
+
+
+def _addresses(ctx: Ctx, path: str, raw: Any, who: str) -> list[str] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        ctx.error(path, "expected a list of addresses: `addresses: [\"0x…\"]`", who)
+        return None
+    out = [eth_address(ctx, index(path, i), a, who) for i, a in enumerate(raw)]
+    if None in out:
+        return None
+    result: list[str] = []
+    for i, a in enumerate(out):
+        if a in result:
+            ctx.error(index(path, i), f"{a} is listed twice; remove one", who)
+        else:
+            result.append(a)  # type: ignore[arg-type]
+    return result
+
+
+def _wallet_assets(ctx: Ctx, path: str, raw: Any, chain: str | None,
+                   assets: Mapping[str, AssetSettings], who: str) -> list[str] | None:
+    on_chain = [s for s, a in assets.items() if chain and a.on_chain(chain)]
+    if raw is None:
+        return on_chain
+    listed = ctx.text_list(path, raw, who)
+    if listed is None:
+        return None
+    for i, sym in enumerate(listed):
+        if sym not in assets:
+            ctx.error(index(path, i), f"unknown asset `{sym}`; declare it under `assets`", who)
+        elif chain and sym not in on_chain:
+            ctx.error(index(path, i), f"{sym} has no deployment on {chain}; add one under "
+                                      f"`assets.{sym}` or remove it here", who)
+    return listed
