@@ -2,10 +2,10 @@
 
 It writes to the process's stderr directly rather than through `logging`:
 it is a delivery channel, so a log level or handler set elsewhere must not
-be able to swallow an alert. Lines look like
+be able to swallow an alert. A line (one line on the terminal) looks like
 
-    ALERT example-ex CRITICAL firing hot_drain eth-hot-1/ETH value 0.42 vs threshold 0.2 \
-- hot wallet fell 42% in 10m (fp 3f2a9c0d1b2e seq 17)
+    ALERT example-ex CRITICAL firing hot_drain eth-hot-1/ETH value 0.42 vs threshold 0.2
+    - hot wallet fell 42% in 10m (fp 3f2a9c0d1b2e seq 17)
 """
 
 from __future__ import annotations
