@@ -166,10 +166,10 @@ def _disagreements(good: Mapping[str, tuple[ChainView, ChainView]]) -> list[Prov
 
 def _compare_views(view: str, la: str, a: ChainView, lb: str, b: ChainView) -> list[ProviderProblem]:
     pair = f"{la} vs {lb}"
-    if a.block.hash != b.block.hash:
-        return [ProviderProblem("critical", pair, f"{view} block {a.block.number} hash differs",
-                                {la: a.block.hash, lb: b.block.hash})]
     out: list[ProviderProblem] = []
+    if a.block.hash != b.block.hash:  # then the figures likely differ too: list them as well
+        out.append(ProviderProblem("critical", pair, f"{view} block {a.block.number} hash differs",
+                                   {la: a.block.hash, lb: b.block.hash}))
     if a.balances == b.balances and a.nonces == b.nonces:  # the usual case, at C speed
         return out
     for key in sorted(a.balances.keys() | b.balances.keys()):
