@@ -222,11 +222,13 @@ class Store:
 
     @_guarded("resolve the alert")
     def resolve_alert(self, fingerprint: str, by: str, reason: str, at: datetime,
-                      transition: Transition, channels: list[str] | tuple[str, ...] = ()) -> int:
-        """Resolve by hand: the transition's `alert` record (its seq is returned) and one
-        outbox row per channel, in one transaction."""
+                      transition: Transition, alert: Alert | None = None,
+                      channels: list[str] | tuple[str, ...] = ()) -> int:
+        """Resolve by hand, in one transaction: the resolved state (`alert` when given,
+        else the stored one with state resolved), the transition's `alert` record (its
+        seq is returned) and one outbox row per channel."""
         with self.transaction() as conn:
-            return resolve_tx(conn, fingerprint, by, reason, at, transition, list(channels))
+            return resolve_tx(conn, fingerprint, by, reason, at, transition, alert, list(channels))
 
     # -- outbox -------------------------------------------------------------
 

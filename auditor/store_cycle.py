@@ -16,9 +16,8 @@ from typing import Any
 
 from .model import Alert, Transition
 from .store_audit import AuditChain
+from .store_alerts import upsert_alerts
 from .store_codec import (
-    ALERT_COLUMNS,
-    alert_to_row,
     db_time,
     dumps,
     format_time,
@@ -192,10 +191,7 @@ def _append_transitions(conn: sqlite3.Connection, chain: AuditChain, cid: int,
 
 def _write_decisions(conn: sqlite3.Connection, cid: int, rec: CycleRecord,
                      payloads: list[dict[str, Any]]) -> None:
-    conn.executemany(f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ({', '.join('?' * 15)}) "
-                     "ON CONFLICT (fingerprint) DO UPDATE SET " + ", ".join(
-                         f"{c.strip()} = excluded.{c.strip()}" for c in ALERT_COLUMNS.split(",")[1:]),
-                     [alert_to_row(a) for a in rec.alerts])
+    upsert_alerts(conn, rec.alerts)
     at = db_time(rec.taken_at)
     conn.executemany(
         "INSERT INTO outbox (created_at, channel, cycle, payload, next_attempt_at) "
