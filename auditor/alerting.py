@@ -106,7 +106,8 @@ def _coverage(evaluations: Sequence[Evaluation], partial: bool) -> dict[str, fro
     return out
 
 
-def _worst_per_fingerprint(evaluations: Sequence[Evaluation], exchange_id: str) -> dict[str, Finding]:
+def _worst_per_fingerprint(evaluations: Sequence[Evaluation],
+                           exchange_id: str) -> dict[str, Finding]:
     """One finding per fingerprint: the most severe (the first among equals)."""
     out: dict[str, Finding] = {}
     for ev in evaluations:

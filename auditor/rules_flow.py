@@ -139,7 +139,8 @@ def _fires(inp: RuleInput, sym: str, fall: int, high: int, win: DrainWindow) -> 
     price = inp.prices.get(sym)
     if price is None:
         return True  # an unknown price counts as worth more
-    return units.value_of(fall, inp.assets[sym].decimals, price.value) > inp.rules.hot_drain.min_value
+    value = units.value_of(fall, inp.assets[sym].decimals, price.value)
+    return value > inp.rules.hot_drain.min_value
 
 
 # --- cold_outflow ----------------------------------------------------------------

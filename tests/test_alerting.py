@@ -23,7 +23,8 @@ D = Decimal
 
 def fnd(rule: str = "hot_ratio", subject: str = "combined", severity: str = "warning",
         value: str = "0.045") -> Finding:
-    return Finding(rule, subject, severity, f"{rule} {value}", D(value), D("0.04"))  # type: ignore[arg-type]
+    sev: Any = severity
+    return Finding(rule, subject, sev, f"{rule} {value}", D(value), D("0.04"))
 
 
 def ev(rule: str = "hot_ratio", *findings: Finding, covered: tuple[str, ...] = ("combined",),
@@ -171,8 +172,9 @@ def test_manual_resolve_records_who_and_why() -> None:
 
 
 def tr(rule: str, subject: str, severity: str = "critical", kind: str = "firing") -> Transition:
-    return Transition(kind, alerting.fingerprint(EX, rule, subject), rule, subject,  # type: ignore[arg-type]
-                      severity, T0, "s")  # type: ignore[arg-type]
+    k: Any = kind
+    sev: Any = severity
+    return Transition(k, alerting.fingerprint(EX, rule, subject), rule, subject, sev, T0, "s")
 
 
 ROUTES = (
@@ -211,7 +213,8 @@ def test_resolved_goes_to_channels_that_got_the_firing() -> None:
 
 def test_alert_json_formats_ratio_and_plain_values() -> None:
     b = Book()
-    b.cycle(T0, ev("hot_drain", fnd("hot_drain", "eth-hot/ETH", "critical", "0.420000000000000001")))
+    value = "0.420000000000000001"
+    b.cycle(T0, ev("hot_drain", fnd("hot_drain", "eth-hot/ETH", "critical", value)))
     j = alerting.alert_json(b.only())
     assert j == {"rule": "hot_drain", "subject": "eth-hot/ETH", "severity": "critical",
                  "state": "firing", "value": "0.42", "threshold": "0.04",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 from auditor import units
-from auditor.exposure import compute_exposure, exposure_json
+from auditor.exposure import Exposure, compute_exposure, exposure_json
 from auditor.model import Liabilities, Price
 from auditor.settings import AssetSettings, Deployment, WalletSettings
 
@@ -40,7 +41,8 @@ WALLETS = [
 
 def prices(age_s: int = 0, **values: str) -> dict[str, Price | None]:
     base = {"ETH": "450000", "BTC": "15000000", "USDC": "150"} | values
-    return {a: Price(a, Decimal(v), "static", NOW - timedelta(seconds=age_s)) for a, v in base.items()}
+    at = NOW - timedelta(seconds=age_s)
+    return {a: Price(a, Decimal(v), "static", at) for a, v in base.items()}
 
 
 def settled(**over: int) -> dict[tuple[str, str], int]:
@@ -57,10 +59,12 @@ def settled(**over: int) -> dict[tuple[str, str], int]:
 
 
 def ledger(**amounts: int) -> Liabilities:
-    return Liabilities({"ETH": 400 * ETH, "BTC": 100 * BTC, "USDC": 1500 * ETH} | amounts, NOW, "csv")
+    owed = {"ETH": 400 * ETH, "BTC": 100 * BTC, "USDC": 1500 * ETH} | amounts
+    return Liabilities(owed, NOW, "csv")
 
 
-def compute(s=None, p=None, liab=None, scope=frozenset({"crypto"}), max_age=600):  # type: ignore[no-untyped-def]
+def compute(s: Any = None, p: Any = None, liab: Liabilities | None = None,
+            scope: frozenset[str] | None = frozenset({"crypto"}), max_age: int = 600) -> Exposure:
     return compute_exposure(WALLETS, ASSETS, settled() if s is None else s,
                             prices() if p is None else p, liab, scope, NOW, max_age, "JPY")
 

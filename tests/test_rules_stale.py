@@ -35,7 +35,8 @@ SETTINGS = RuleSettings(
     stale_data=StaleDataRule(180))
 
 
-def exposure(price_age: int = 0, liab: dict[str, int] | None = None, usdc_price: bool = True) -> Any:
+def exposure(price_age: int = 0, liab: dict[str, int] | None = None,
+             usdc_price: bool = True) -> Any:
     prices = {"ETH": Price("ETH", D(1), "s", NOW - timedelta(seconds=price_age))}
     if usdc_price:
         prices["USDC"] = Price("USDC", D(1), "s", NOW - timedelta(days=9))
@@ -92,21 +93,25 @@ def test_ledger_missing_or_stale_is_critical() -> None:
     for st in (rules.InputStatus("missing", "liabilities.csv: no such file"),
                rules.InputStatus("stale", "the ledger is 7200s old (max 3600s)")):
         found, covered = stale(liabilities_status=st, exposure=exposure())
-        assert found["liabilities"].severity == "critical" and st.reason in found["liabilities"].summary
+        f = found["liabilities"]
+        assert f.severity == "critical" and st.reason and st.reason in f.summary
     _, covered = stale(liabilities_status=rules.InputStatus("ok"), exposure=exposure())
     assert "liabilities" in covered
 
 
 def test_ledger_without_an_in_scope_asset_fires_liabilities() -> None:
-    found, _ = stale(liabilities_status=rules.InputStatus("ok"), exposure=exposure(liab={"USDC": 0}))
+    found, _ = stale(liabilities_status=rules.InputStatus("ok"),
+                     exposure=exposure(liab={"USDC": 0}))
     assert "ETH" in found["liabilities"].summary
 
 
 def test_liabilities_status_from_settings() -> None:
     cfg: Any = type("S", (), {"liabilities": LiabilitiesSettings("csv", Path("/l.csv"), 3600)})()
     old = Liabilities({}, NOW - timedelta(seconds=3601), "csv")
-    assert rules.InputStatus.from_liabilities(old, None, cfg, NOW).state == "stale"  # type: ignore[union-attr]
-    assert rules.InputStatus.from_liabilities(None, "bad", cfg, NOW).state == "missing"  # type: ignore[union-attr]
+    stale_st = rules.InputStatus.from_liabilities(old, None, cfg, NOW)
+    missing_st = rules.InputStatus.from_liabilities(None, "bad", cfg, NOW)
+    assert stale_st is not None and stale_st.state == "stale"
+    assert missing_st is not None and missing_st.state == "missing"
     cfg.liabilities = None
     assert rules.InputStatus.from_liabilities(None, None, cfg, NOW) is None
 
