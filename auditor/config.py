@@ -87,7 +87,8 @@ def check_config(path: str | Path, env: Mapping[str, str] | None = None
     for key_path, message in doc.problems:
         ctx.error(key_path, message)
     settings = _build(ctx, Path(path).resolve(), doc.data)
-    return (settings if ctx.error_count() == 0 else None), ctx.problems
+    problems = sorted(ctx.problems, key=lambda p: p.line or 0)  # stable: file order
+    return (settings if ctx.error_count() == 0 else None), problems
 
 
 def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
@@ -97,7 +98,7 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
     if not isinstance(data, dict):
         ctx.error("", "the config must be a mapping of sections (exchange:, chains:, …)")
         return None
-    find_private_keys(ctx, data)  # on the text as written: env values are secrets, not keys
+    data = find_private_keys(ctx, data)  # on the text as written: env values are secrets, not keys
     data = substitute_env(ctx, data)
     m = ctx.mapping("", data, keys=TOP_KEYS, required=("exchange",),
                     unsupported={k: f"{v}" for k, v in _LATER_TOP.items()})
@@ -109,14 +110,18 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
     schedule = read_schedule(ctx, m.get("schedule"))
     chains, chain_names = read_chains(ctx, m.get("chains"))
     assets = read_assets(ctx, m.get("assets"), chain_names)
-    wallets = read_wallets(ctx, m.get("wallets"), chain_names, assets)
+    # Names declared but invalid are already reported: references to them are not.
+    asset_names = _declared(m.get("assets"), None) | set(assets)
+    wallets = read_wallets(ctx, m.get("wallets"), chain_names, assets, asset_names)
+    wallet_names = _declared(m.get("wallets"), "name")
     prices = read_prices(ctx, m.get("prices"), assets)
     liabilities = read_liabilities(ctx, m["liabilities"]) if m.get("liabilities") else None
-    approvals = read_approvals(ctx, m.get("approvals"), wallets, assets)
+    approvals = read_approvals(ctx, m.get("approvals"), wallets, assets, wallet_names,
+                               asset_names)
     poll_every = schedule.poll_every if schedule else 60
-    rules = read_rules(ctx, m.get("rules"), assets, poll_every)
-    names = {"rule": set(RULE_IDS), "chain": chain_names, "wallet": {w.name for w in wallets},
-             "asset": set(assets)}
+    rules = read_rules(ctx, m.get("rules"), asset_names, poll_every)
+    names = {"rule": set(RULE_IDS), "chain": chain_names, "wallet": wallet_names,
+             "asset": asset_names}
     alerts = read_alerts(ctx, m.get("alerts"), names)
     if ctx.error_count() or None in (exchange, store, daemon, schedule, prices, approvals,
                                       rules, alerts):
@@ -128,6 +133,15 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
                     prices=prices, liabilities=liabilities,  # type: ignore[arg-type]
                     approvals=approvals, rules=rules,  # type: ignore[arg-type]
                     alerts=alerts, warnings=warnings)  # type: ignore[arg-type]
+
+
+def _declared(raw: Any, key: str | None) -> set[str]:
+    """Names written in a section, valid or not."""
+    if isinstance(raw, dict) and key is None:
+        return {str(k) for k in raw}
+    if isinstance(raw, list) and key is not None:
+        return {str(i[key]) for i in raw if isinstance(i, dict) and key in i}
+    return set()
 
 
 def resolve_rules(raw_rules: Mapping[str, Any] | None, assets: Collection[str], *,

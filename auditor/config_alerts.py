@@ -38,7 +38,9 @@ _ITEM_KEYS = ("id", "wallet", "asset", "to", "amount", "not_after", "not_before"
 
 # -- approvals --------------------------------------------------------------
 def read_approvals(ctx: Ctx, raw: Any, wallets: tuple[WalletSettings, ...],
-                   assets: Mapping[str, AssetSettings]) -> ApprovalsSettings | None:
+                   assets: Mapping[str, AssetSettings], wallet_names: set[str] | None = None,
+                   asset_names: set[str] | None = None) -> ApprovalsSettings | None:
+    """`wallet_names`/`asset_names`: every name written (valid or not), to avoid cascades."""
     if raw is None:
         return ApprovalsSettings()
     if isinstance(raw, list):
@@ -51,7 +53,8 @@ def read_approvals(ctx: Ctx, raw: Any, wallets: tuple[WalletSettings, ...],
         return None
     errors = ctx.error_count()
     keys = _keys(ctx, m.get("keys"))
-    items = _items(ctx, m.get("items"), wallets, assets)
+    known = (wallet_names or {w.name for w in wallets}, asset_names or set(assets))
+    items = _items(ctx, m.get("items"), wallets, known)
     default_quorum = max(len(keys or ()), 1)
     quorum = ctx.integer("approvals.quorum", m.get("quorum", default_quorum), minimum=1)
     if quorum is not None and keys and quorum > len(keys):
@@ -78,7 +81,7 @@ def _keys(ctx: Ctx, raw: Any) -> list[str] | None:
 
 
 def _items(ctx: Ctx, raw: Any, wallets: tuple[WalletSettings, ...],
-           assets: Mapping[str, AssetSettings]) -> list[ApprovalItem] | None:
+           known: tuple[set[str], set[str]]) -> list[ApprovalItem] | None:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -86,7 +89,7 @@ def _items(ctx: Ctx, raw: Any, wallets: tuple[WalletSettings, ...],
         return None
     out: list[ApprovalItem] = []
     for i, item in enumerate(raw):
-        a = _item(ctx, index("approvals.items", i), item, wallets, assets)
+        a = _item(ctx, index("approvals.items", i), item, wallets, known)
         if a is None:
             continue
         if any(o.id == a.id for o in out):
@@ -97,30 +100,36 @@ def _items(ctx: Ctx, raw: Any, wallets: tuple[WalletSettings, ...],
 
 
 def _item(ctx: Ctx, path: str, raw: Any, wallets: tuple[WalletSettings, ...],
-          assets: Mapping[str, AssetSettings]) -> ApprovalItem | None:
+          known: tuple[set[str], set[str]]) -> ApprovalItem | None:
     ident = raw.get("id") if isinstance(raw, dict) else None
     who = f'approval "{ident}"' if ident is not None else ""
     m = ctx.mapping(path, raw, keys=_ITEM_KEYS, who=who,
-                    required=("id", "wallet", "asset", "to", "amount", "not_after"))
+                    required=("id", "wallet", "asset", "not_after"))
     if m is None:
         return None
+    for key in ("to", "amount"):
+        if key not in m:
+            ctx.error(path, f"`{key}` is required: an item without a destination and an "
+                            f"amount would approve any movement of the wallet; add `{key}: …`",
+                      who)
     errors = ctx.error_count()
     by_name = {w.name: w for w in wallets}
     ident = ctx.text(join(path, "id"), m["id"], who) if "id" in m else None
     wallet = ctx.text(join(path, "wallet"), m["wallet"], who) if "wallet" in m else None
     if wallet is not None:
         w = by_name.get(wallet)
-        if w is None:
+        if w is None and wallet not in known[0]:
             ctx.error(join(path, "wallet"), f"unknown wallet `{wallet}`; name a wallet from "
                                             "`wallets`", who)
-        elif w.tier != "cold":
+        elif w is not None and w.tier != "cold":
             ctx.error(join(path, "wallet"), f"wallet {wallet} is {w.tier}, not cold: approvals "
                                             "are for cold-wallet movements only", who)
     asset = ctx.text(join(path, "asset"), m["asset"], who) if "asset" in m else None
-    if asset is not None and asset not in assets:
+    if asset is not None and asset not in known[1]:
         ctx.error(join(path, "asset"), f"unknown asset `{asset}`; declare it under `assets`",
                   who)
-    to = _destination(ctx, join(path, "to"), m["to"], wallets, who) if "to" in m else None
+    to = _destination(ctx, join(path, "to"), m["to"], wallets, known[0], who) \
+        if "to" in m else None
     amount = (ctx.decimal(join(path, "amount"), m["amount"], who, positive=True)
               if "amount" in m else None)
     not_after = _time(ctx, join(path, "not_after"), m["not_after"], who) if "not_after" in m \
@@ -138,12 +147,12 @@ def _item(ctx: Ctx, path: str, raw: Any, wallets: tuple[WalletSettings, ...],
 
 
 def _destination(ctx: Ctx, path: str, raw: Any, wallets: tuple[WalletSettings, ...],
-                 who: str) -> str | None:
+                 wallet_names: set[str], who: str) -> str | None:
     """An own wallet's name, or an address of an own wallet."""
     text = ctx.text(path, raw, who)
     if text is None:
         return None
-    if any(w.name == text for w in wallets):
+    if text in wallet_names:
         return text
     if text.startswith("0x"):
         addr = eth_address(ctx, path, text, who)

@@ -246,8 +246,8 @@ def native_assets(chains: dict[str, ChainSettings],
 
 
 # -- wallets ----------------------------------------------------------------
-def read_wallets(ctx: Ctx, raw: Any, chain_names: set[str],
-                 assets: Mapping[str, AssetSettings]) -> tuple[WalletSettings, ...]:
+def read_wallets(ctx: Ctx, raw: Any, chain_names: set[str], assets: Mapping[str, AssetSettings],
+                 asset_names: set[str] | None = None) -> tuple[WalletSettings, ...]:
     if raw is None:
         ctx.error("wallets", "no wallets configured; add `wallets: [{name: …, chain: …, "
                              "tier: hot, role: customer, addresses: [0x…]}]`")
@@ -260,7 +260,8 @@ def read_wallets(ctx: Ctx, raw: Any, chain_names: set[str],
     seen: dict[tuple[str, str], str] = {}
     for i, item in enumerate(raw):
         path = index("wallets", i)
-        w = _read_wallet(ctx, path, item, chain_names, assets)
+        w = _read_wallet(ctx, path, item, chain_names, assets,
+                         set(assets) if asset_names is None else asset_names)
         if w is None:
             continue
         if w.name in names:
@@ -279,7 +280,8 @@ def read_wallets(ctx: Ctx, raw: Any, chain_names: set[str],
 
 
 def _read_wallet(ctx: Ctx, path: str, item: Any, chain_names: set[str],
-                 assets: Mapping[str, AssetSettings]) -> WalletSettings | None:
+                 assets: Mapping[str, AssetSettings], asset_names: set[str]
+                 ) -> WalletSettings | None:
     name = item.get("name") if isinstance(item, dict) else None
     who = f'wallet "{name}"' if isinstance(name, str) else f"wallet {path}"
     m = ctx.mapping(path, item, who=who, required=("name", "chain", "tier", "addresses"),
@@ -299,7 +301,8 @@ def _read_wallet(ctx: Ctx, path: str, item: Any, chain_names: set[str],
         ctx.error(join(path, "tier"), f"a `role: guarantee` wallet must be `tier: cold` (the "
                                       f"performance guarantee is held offline), not {tier}", who)
     addresses = _addresses(ctx, join(path, "addresses"), m.get("addresses"), who)
-    held = _wallet_assets(ctx, join(path, "assets"), m.get("assets"), chain, assets, who)
+    held = _wallet_assets(ctx, join(path, "assets"), m.get("assets"), chain, assets,
+                          asset_names, who)
     if ctx.error_count() != errors or None in (name, chain, tier, role, addresses, held):
         return None
     return WalletSettings(name=name, chain=chain, tier=tier, role=role,  # type: ignore[arg-type]
@@ -336,7 +339,8 @@ def _addresses(ctx: Ctx, path: str, raw: Any, who: str) -> list[str] | None:
 
 
 def _wallet_assets(ctx: Ctx, path: str, raw: Any, chain: str | None,
-                   assets: Mapping[str, AssetSettings], who: str) -> list[str] | None:
+                   assets: Mapping[str, AssetSettings], asset_names: set[str],
+                   who: str) -> list[str] | None:
     on_chain = [s for s, a in assets.items() if chain and a.on_chain(chain)]
     if raw is None:
         return on_chain
@@ -344,9 +348,9 @@ def _wallet_assets(ctx: Ctx, path: str, raw: Any, chain: str | None,
     if listed is None:
         return None
     for i, sym in enumerate(listed):
-        if sym not in assets:
+        if sym not in asset_names:
             ctx.error(index(path, i), f"unknown asset `{sym}`; declare it under `assets`", who)
-        elif chain and sym not in on_chain:
+        elif chain and sym in assets and sym not in on_chain:
             ctx.error(index(path, i), f"{sym} has no deployment on {chain}; add one under "
                                       f"`assets.{sym}` or remove it here", who)
     return listed

@@ -59,6 +59,9 @@ class Ctx:
         self.base_dir = base_dir
         self.env = env
         self.problems: list[ConfigProblem] = []
+        # Paths already reported by a pre-pass (missing ${VAR}, private key): later
+        # checks of the same value would only repeat the problem (or echo the key).
+        self.muted: set[str] = set()
 
     # -- recording ---------------------------------------------------------
     def line(self, path: str) -> int | None:
@@ -70,11 +73,20 @@ class Ctx:
             path = _LAST_SEGMENT.sub("", path) if _LAST_SEGMENT.search(path) else ""
 
     def error(self, path: str, message: str, who: str = "") -> None:
+        if path in self.muted:
+            return
         self.problems.append(ConfigProblem(self.file, path, _who(who, message), self.line(path)))
 
     def warn(self, path: str, message: str, who: str = "") -> None:
+        if path in self.muted:
+            return
         self.problems.append(
             ConfigProblem(self.file, path, _who(who, message), self.line(path), "warning"))
+
+    def error_once(self, path: str, message: str) -> None:
+        """Report a problem of a value and mute later checks of it."""
+        self.error(path, message)
+        self.muted.add(path)
 
     def error_count(self) -> int:
         return sum(1 for p in self.problems if p.severity == "error")

@@ -42,7 +42,7 @@ def substitute_env(ctx: Ctx, data: Any, path: str = "") -> Any:
             return "${" + m.group(2) + "}"
         name = m.group(2)
         if name not in ctx.env:
-            ctx.error(path, f"the environment variable {name} is not set; export {name}=… "
+            ctx.error_once(path, f"the environment variable {name} is not set; export {name}=… "
                             "before starting the auditor, or write the value here")
             return ""
         return ctx.env[name]
@@ -77,25 +77,25 @@ def _preview(text: str) -> str:
     return text.strip()[start:start + 4] + "…"
 
 
-def find_private_keys(ctx: Ctx, data: Any, path: str = "", key: str | None = None) -> None:
-    """Refuse private keys anywhere except under keys that hold a hash or a secret."""
+def find_private_keys(ctx: Ctx, data: Any, path: str = "", key: str | None = None) -> Any:
+    """Refuse private keys anywhere except under keys that hold a hash or a secret.
+
+    Returns the data with each refused value replaced by its 4-character preview,
+    so that no later message can echo the key material.
+    """
     if isinstance(data, Mapping):
-        for k, v in data.items():
-            find_private_keys(ctx, v, join(path, k), str(k))
-        return
+        return {k: find_private_keys(ctx, v, join(path, k), str(k)) for k, v in data.items()}
     if isinstance(data, list):
-        for i, v in enumerate(data):
-            find_private_keys(ctx, v, index(path, i), key)
-        return
+        return [find_private_keys(ctx, v, index(path, i), key) for i, v in enumerate(data)]
     if _exempt(key):
-        return
+        return data
     text = data if isinstance(data, str) else None
     if isinstance(data, int) and not isinstance(data, bool):
         text = str(data)
-    if not text:
-        return
-    kind = _looks_private(text)
-    if kind:
-        ctx.error(path, f"{_preview(text)} looks like {kind}; the auditor is watch-only and "
-                        "never takes private keys: give the public key, xpub or address "
-                        "instead (and treat this key as exposed)")
+    kind = _looks_private(text) if text else None
+    if not kind or text is None:
+        return data
+    ctx.error_once(path, f"{_preview(text)} looks like {kind}; the auditor is watch-only and "
+                         "never takes private keys: give the public key, xpub or address "
+                         "instead (and treat this key as exposed)")
+    return _preview(text)
