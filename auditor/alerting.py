@@ -248,10 +248,8 @@ def route(transition: Transition, routes: Sequence[RouteSettings],
 
 
 def rfc3339(dt: datetime) -> str:
-    """UTC, seconds precision unless there are microseconds: 2026-11-24T10:00:00Z."""
-    u = dt.astimezone(timezone.utc)
-    frac = f".{u.microsecond:06d}".rstrip("0") if u.microsecond else ""
-    return u.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+    """UTC to the second, like every other time in the JSON: 2026-11-24T10:00:00Z."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _number(rule: str, v: object) -> str | None:

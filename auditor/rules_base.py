@@ -169,12 +169,21 @@ def floor_level(num: Decimal | int, den: Decimal | int, t: Threshold,
     return None
 
 
-def pct(r: Decimal | None) -> str:
-    """A ratio for a human: 0.0523 → "5.23%" (rounded for display only)."""
+def pct(r: Decimal | None, vs: Decimal | None = None) -> str:
+    """A ratio for a human: 0.0523 → "5.23%" (rounded for display only).
+
+    With `vs` (the limit shown next to it), more digits are shown until the
+    two read differently, so a breach by one wei never reads "100% (need 100%)".
+    """
     if r is None:
         return "n/a"
     with localcontext(units.EXACT):
-        return units.format_decimal((r * 100).quantize(Decimal("0.01"))) + "%"
+        for places in range(2, 31):
+            q = Decimal(1).scaleb(-places)
+            shown = units.format_decimal((r * 100).quantize(q))
+            if vs is None or r == vs or shown != units.format_decimal((vs * 100).quantize(q)):
+                break
+        return shown + "%"
 
 
 def whole(amount: int, decimals: int) -> str:

@@ -122,7 +122,7 @@ def _drain_finding(inp: RuleInput, wallet: str, sym: str, points: list[Point],
     span = units.format_duration(win.window)
     return Finding(
         "hot_drain", f"{wallet}/{sym}", win.severity,
-        f"{wallet} lost {pct(share)} of its {sym} within {span} ({whole(fall, d)} {sym}, "
+        f"{wallet} lost {pct(share, win.drop)} of its {sym} within {span} ({whole(fall, d)} {sym}, "
         f"from {whole(high, d)} to {whole(current, d)}; limit {pct(win.drop)}): if nobody "
         f"moved it, stop withdrawals and rotate the keys now",
         value=share, threshold=win.drop,

@@ -39,7 +39,7 @@ def hot_ratio(inp: RuleInput) -> Evaluation:
     basis = " (indicative: no ledger, holdings used)" if e.basis == "holdings" else ""
     f = Finding(
         "hot_ratio", "combined", sev,
-        f"Online customer crypto is {pct(e.hot_ratio)} of customer crypto (limit {pct(limit)})"
+        f"Online customer crypto is {pct(e.hot_ratio, limit)} of customer crypto (limit {pct(limit)})"
         f"{basis}: move coins to cold storage",
         value=e.hot_ratio, threshold=limit,
         details={"online_value": units.format_decimal(e.online_value),
@@ -68,7 +68,7 @@ def asset_hot_ratio(inp: RuleInput) -> Evaluation:
         sev, limit = level
         findings.append(Finding(
             "asset_hot_ratio", sym, sev,
-            f"Online customer {sym} is {pct(ae.hot_ratio)} of customer {sym} "
+            f"Online customer {sym} is {pct(ae.hot_ratio, limit)} of customer {sym} "
             f"({whole(ae.online, ae.decimals)} of {whole(ae.liabilities, ae.decimals)}, "
             f"limit {pct(limit)}): move {sym} to cold storage",
             value=ae.hot_ratio, threshold=limit, details=_amounts(ae),
@@ -99,7 +99,7 @@ def guarantee_coverage(inp: RuleInput) -> Evaluation:
         findings.append(Finding(
             "guarantee_coverage", sym, sev,
             f"Guarantee {sym} {whole(ae.guarantee, ae.decimals)} covers "
-            f"{pct(units.ratio(ae.guarantee, ae.online))} of online customer {sym} "
+            f"{pct(units.ratio(ae.guarantee, ae.online), floor)} of online customer {sym} "
             f"{whole(ae.online, ae.decimals)} (need {pct(floor)}): add "
             f"{units.format_decimal(short)} {sym} of the exchange's own to the guarantee wallet",
             value=units.ratio(ae.guarantee, ae.online), threshold=floor, details=_amounts(ae),
@@ -132,7 +132,7 @@ def reserve_coverage(inp: RuleInput) -> Evaluation:
         sev, floor = level
         findings.append(Finding(
             "reserve_coverage", sym, sev,
-            f"Customer wallets hold {pct(units.ratio(held, ae.liabilities))} of the {sym} the "
+            f"Customer wallets hold {pct(units.ratio(held, ae.liabilities), floor)} of the {sym} the "
             f"ledger owes ({whole(held, ae.decimals)} of {whole(ae.liabilities, ae.decimals)}, "
             f"need {pct(floor)}): find the missing {whole(ae.liabilities - held, ae.decimals)} "
             f"{sym} and check the ledger",
@@ -163,7 +163,7 @@ def commingling(inp: RuleInput) -> Evaluation:
         value = None if excess is None else excess - 1
         findings.append(Finding(
             "commingling", sym, sev,
-            f"Customer wallets hold {pct(value)} more {sym} than the ledger owes "
+            f"Customer wallets hold {pct(value, limit)} more {sym} than the ledger owes "
             f"({whole(held, ae.decimals)} vs {whole(ae.liabilities, ae.decimals)}, limit "
             f"{pct(limit)}): move the exchange's own {whole(held - ae.liabilities, ae.decimals)} "
             f"{sym} to a proprietary wallet",

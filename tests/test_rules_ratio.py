@@ -126,6 +126,13 @@ def test_guarantee_coverage_by_quantity(guar: int, expected: str | None) -> None
         assert ev.findings[0].threshold == 1
 
 
+def test_coverage_summary_shows_a_one_wei_shortfall() -> None:
+    ev = run(rules.guarantee_coverage, exposure(13 * ETH + 5, 400 * ETH, 400 * ETH, guar=13 * ETH))
+    (f,) = ev.findings
+    assert "covers 99.99999999999999996% of online" in f.summary
+    assert "(need 100%): add 0.000000000000000005 ETH" in f.summary
+
+
 def test_guarantee_coverage_nothing_online_is_no_breach() -> None:
     ev = run(rules.guarantee_coverage, exposure(0, 100 * ETH, 100 * ETH, guar=0))
     assert ev.findings == () and "ETH" in ev.covered
