@@ -181,14 +181,14 @@ def hot_floor(inp: RuleInput) -> Evaluation:
         return Evaluation("hot_floor")
     findings: list[Finding] = []
     covered: set[str] = set()
-    for sym, floor in rule.assets.items():
-        ae = e.assets.get(sym)
-        online = None if ae is None else ae.customer_online
-        if ae is None or online is None:
+    for sym, ae in e.assets.items():
+        online = ae.customer_online
+        if online is None:
             continue
-        covered.add(sym)
+        covered.add(sym)  # an asset without a floor covers too: a floor removed resolves
+        floor = rule.assets.get(sym)
         have = units.to_decimal(online, ae.decimals)
-        if not have < floor:
+        if floor is None or not have < floor:
             continue
         findings.append(Finding(
             "hot_floor", sym, rule.severity,

@@ -179,7 +179,7 @@ def test_hot_floor_below_floor(hot: int, expected: str | None) -> None:
     ev = run(rules.hot_floor, exposure(hot, 100 * ETH, 100 * ETH),
              hot_floor=HotFloorRule({"ETH": D("5")}, "critical"))
     assert severities(ev).get("ETH") == expected
-    assert ev.covered == {"ETH"}
+    assert ev.covered == {"ETH", "USDC"}
 
 
 def test_rule_off_covers_all_so_old_alerts_resolve() -> None:
