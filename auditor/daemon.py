@@ -36,14 +36,10 @@ Logs: JSON lines on stderr when it is not a terminal (`{"ts", "level",
 
 from __future__ import annotations
 
-import dataclasses
-import fcntl
-import json as jsonlib
+import concurrent.futures
 import logging
 import os
-import re
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -52,22 +48,24 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .errors import ConfigError, ConfigProblem, StoreLockedError
+from .daemon_logging import quiet_noisy_loggers, scrub, secrets_of, setup_logging
+from .errors import ConfigError, ConfigProblem
 from .health import Clock, DaemonState, HealthServer, Heartbeat, rfc3339
 from .metrics import CycleOutcomeLike, DaemonMetrics
-from .settings import Secret, Settings, redact_url
+from .settings import Settings
 
 __all__ = [
     "CycleFn",
     "Daemon",
     "run_daemon",
     "build_cycle_fn",
+    "ServiceCycle",
     "setup_logging",
     "scrub",
     "DEADLINE_FRACTION",
@@ -77,143 +75,20 @@ log = logging.getLogger("auditor.daemon")
 # cycle_fn(now, deadline_s) -> an object shaped like service.CycleOutcome
 CycleFn: TypeAlias = Callable[[datetime, float], CycleOutcomeLike]
 DEADLINE_FRACTION = 0.8
-# httpx logs every request URL at INFO: the heartbeat URL carries a token.
-_QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "urllib3", "web3")
-_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# --- logging ---------------------------------------------------------------------------
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        fields = dict(getattr(record, "fields", None) or {})
-        if record.exc_info:
-            fields["exc"] = self.formatException(record.exc_info)
-        obj = {
-            "ts": _log_ts(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "fields": fields,
-        }
-        return jsonlib.dumps(obj, default=str, ensure_ascii=False)
-
-
-class _TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", None) or {}
-        extra = " ".join(f"{k}={v}" for k, v in fields.items() if k != "traceback")
-        line = f"{_log_ts(record.created)} {record.levelname:<7} {record.getMessage()}"
-        line = f"{line}  {extra}" if extra else line
-        if "traceback" in fields:
-            line = f"{line}\n{fields['traceback']}"
-        if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
-
-
-def _log_ts(created: float) -> str:
-    at = datetime.fromtimestamp(created, timezone.utc)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
-
-
-def setup_logging(
-    json: bool | None = None, *, level: int = logging.INFO, stream: IO[str] | None = None
-) -> logging.Handler:
-    """Log to stderr: JSON lines when `json` (default: when stderr is not a TTY), else text.
-
-    Idempotent: replaces the handler a previous call installed. Returns the handler.
-    """
-    out = stream if stream is not None else sys.stderr
-    if json is None:
-        json = not (hasattr(out, "isatty") and out.isatty())
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(_JsonFormatter() if json else _TextFormatter())
-    handler._auditor = True  # type: ignore[attr-defined]  # marks ours for replacement
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_auditor", False)]:
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    quiet_noisy_loggers()
-    return handler
-
-
-def quiet_noisy_loggers() -> None:
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-# --- secrets out of logs ----------------------------------------------------------------
-
-
-def _secrets_in(obj: object, out: set[str]) -> set[str]:
-    """Every `Secret` value anywhere in the settings tree."""
-    if isinstance(obj, Secret):
-        if obj.reveal():
-            out.add(obj.reveal())
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            _secrets_in(getattr(obj, f.name), out)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _secrets_in(v, out)
-    elif isinstance(obj, (tuple, list, frozenset, set)):
-        for v in obj:
-            _secrets_in(v, out)
-    return out
-
-
-def scrub(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
-    """Text safe for logs: known secrets masked, every URL reduced to scheme://host:port."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return _URL_RE.sub(_redact_match, text)
-
-
-def _redact_match(m: re.Match[str]) -> str:
-    try:
-        return redact_url(m.group(0))
-    except ValueError:  # e.g. a non-numeric port
-        return "<url>"
-
-
 # --- the store's cycle lock ------------------------------------------------------------
 
 
 def _acquire_lock(db_path: Path) -> AbstractContextManager[object]:
-    """The store's cycle lock (`auditor.store.cycle_lock`); a file lock if store.py is absent."""
-    try:
-        from .store import cycle_lock
-    except ModuleNotFoundError as e:
-        if e.name != "auditor.store":
-            raise
-        return _fallback_cycle_lock(db_path)
-    return cycle_lock(db_path)  # type: ignore[no-any-return]
+    """The store's cycle lock: an OS file lock, so it is released if the process dies."""
+    from .store import cycle_lock  # imported late: the store pulls in sqlite-utils
 
-
-@contextmanager
-def _fallback_cycle_lock(db_path: Path) -> Iterator[None]:
-    # An OS lock, so it is released when the process dies (DESIGN.md: Daemon).
-    lock_path = Path(f"{db_path}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreLockedError(
-                f"the store {db_path} is in use by another process (a running daemon?); "
-                "stop it first, or read with `auditor status`"
-            ) from None
-        yield None
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+    return cycle_lock(db_path)
 
 
 # --- the daemon --------------------------------------------------------------------------
@@ -239,10 +114,13 @@ class Daemon:
         self.state = DaemonState(started_at=self.clock())
         self.http: HealthServer | None = None
         self.heartbeat: Heartbeat | None = None
-        self._secrets = frozenset(_secrets_in(settings, set()))
+        self._secrets = frozenset(secrets_of(settings))
         # Shared with run_daemon: once a stop is asked for, no new cycle starts.
         self._stopping = stop_event if stop_event is not None else threading.Event()
         self._last_head: str | None = None
+        # Every cycle (and the cycle's close()) runs on this one thread: a SQLite
+        # connection must stay in the thread that opened it.
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="auditor-cycle")
         self._scheduler = BackgroundScheduler(
             timezone=timezone.utc,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -295,12 +173,22 @@ class Daemon:
         self._stopping.set()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+        self._close_cycle_fn()
         if self.http is not None:
             self.http.stop()
             self.http = None
         if self.heartbeat is not None:
             self.heartbeat.close()
             self.heartbeat = None
+
+    def _close_cycle_fn(self) -> None:
+        close = getattr(self.cycle_fn, "close", None)
+        try:
+            if callable(close):
+                self._worker.submit(close).result()
+        except Exception as e:  # noqa: BLE001 - shutting down; report and go on
+            log.error("closing the cycle failed", extra={"fields": self._error_fields(e)})
+        self._worker.shutdown(wait=True)
 
     def run_one_cycle(self) -> None:
         """The scheduled job. Never raises: one bad cycle must not end the daemon."""
@@ -316,7 +204,7 @@ class Daemon:
         self.state.cycle_started(taken_at)
         t0 = time.monotonic()
         try:
-            outcome = self.cycle_fn(taken_at, self.deadline_s)
+            outcome = self._worker.submit(self.cycle_fn, taken_at, self.deadline_s).result()
         except Exception as e:  # noqa: BLE001 - any failure is a failed cycle, not a crash
             duration = time.monotonic() - t0
             self.metrics.observe_crash(duration)
@@ -434,21 +322,48 @@ def _start_fields(settings: Settings, daemon: Daemon) -> dict[str, Any]:
     return fields
 
 
-def build_cycle_fn(settings: Settings) -> CycleFn:
-    """The production cycle: `service.run_cycle` on a Store opened in the worker thread.
+class ServiceCycle:
+    """The production cycle: `service.run_cycle`, then the outbox, on a long-lived Store.
 
-    The Store is opened and closed around each cycle, inside the scheduler's
-    worker thread: a SQLite connection must stay in the thread that made it,
-    and opening one per poll costs milliseconds.
+    Like `poll --once`, each cycle ends by delivering the due outbox items
+    (retries included), so alerts go out at most one poll late. The Store
+    stays open between cycles (its balance cache saves re-reading every
+    address each poll); the daemon calls it, and `close()`, on one thread.
+    A cycle that raises drops the Store: the next one opens a fresh one.
     """
-    from .service import run_cycle  # imported here: the daemon module loads without it
-    from .store import Store
 
-    def cycle(now: datetime, deadline_s: float) -> CycleOutcomeLike:
-        store = Store.open(settings.store.path)
+    def __init__(self, settings: Settings):
+        # Imported here, not at module top: the daemon module loads without them.
+        from .notify import make_notifier
+        from .outbox import deliver_pending
+        from .service import run_cycle
+        from .store import Store
+
+        self._settings = settings
+        self._run_cycle, self._deliver, self._open = run_cycle, deliver_pending, Store.open
+        self._notifiers = {c.name: make_notifier(c) for c in settings.alerts.channels}
+        self._store: Any = None
+
+    def __call__(self, now: datetime, deadline_s: float) -> CycleOutcomeLike:
+        s = self._settings
+        if self._store is None:
+            self._store = self._open(s.store.path)
         try:
-            return run_cycle(settings, store, now=now, deadline_s=deadline_s)  # type: ignore[no-any-return]
-        finally:
+            outcome = self._run_cycle(s, self._store, now=now, deadline_s=deadline_s)
+        except BaseException:
+            self.close()
+            raise
+        report = self._deliver(self._store, self._notifiers, s.alerts, s.exchange.id)
+        for error in report.errors:  # already free of secrets: the outbox scrubs them
+            log.warning("alert delivery", extra={"fields": {"error": error}})
+        return outcome  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
             store.close()
 
-    return cycle
+
+def build_cycle_fn(settings: Settings) -> ServiceCycle:
+    """The cycle `auditor run` uses: see `ServiceCycle`."""
+    return ServiceCycle(settings)
