@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
 from . import store_reads as reads
 from .errors import StoreError
@@ -43,16 +43,16 @@ from .store_outbox import (
 from .store_schema import connect
 
 __all__ = [
-    "Store",
+    "ZERO_HASH",
+    "AuditRecord",
     "CycleRecord",
     "CycleWriteResult",
-    "AuditRecord",
-    "VerifyResult",
     "OutboxItem",
-    "ZERO_HASH",
+    "Store",
+    "VerifyResult",
     "cycle_lock",
-    "transition_to_json",
     "transition_from_json",
+    "transition_to_json",
 ]
 
 P = ParamSpec("P")
@@ -106,7 +106,7 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

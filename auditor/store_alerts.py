@@ -53,7 +53,7 @@ def ack_tx(conn: sqlite3.Connection, fingerprint: str, by: str, note: str, at: d
         raise StoreError(f"alert {fingerprint} is resolved; there is nothing to acknowledge")
     if not by:
         raise ValueError("an acknowledgement needs who made it (by)")
-    payload = {"kind": "ack", "fingerprint": fingerprint, "by": by, "note": note,
+    payload: dict[str, object] = {"kind": "ack", "fingerprint": fingerprint, "by": by, "note": note,
                "at": format_time(at)}
     record = AuditChain(conn).append("ack", payload, at)
     conn.execute("UPDATE alerts SET acked_by = ?, acked_at = ? WHERE fingerprint = ?",

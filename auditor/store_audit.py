@@ -13,9 +13,9 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from .store_codec import dumps, format_time
+from .store_codec import dumps, dumps_parsed, format_time
 
-__all__ = ["ZERO_HASH", "AuditRecord", "VerifyResult", "AuditChain", "record_body", "verify_chain"]
+__all__ = ["ZERO_HASH", "AuditChain", "AuditRecord", "VerifyResult", "record_body", "verify_chain"]
 
 ZERO_HASH = "0" * 64
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -46,8 +46,7 @@ def record_body(seq: int, at: str, kind: str, payload_text: str) -> bytes:
     Keys sort as at < kind < payload < seq; composing the text avoids encoding
     a large payload twice (tests pin this equal to canonical_json of the dict).
     """
-    at_j = json.dumps(at, ensure_ascii=False)
-    kind_j = json.dumps(kind, ensure_ascii=False)
+    at_j, kind_j = dumps_parsed(at), dumps_parsed(kind)
     return f'{{"at":{at_j},"kind":{kind_j},"payload":{payload_text},"seq":{seq}}}'.encode()
 
 
@@ -89,7 +88,11 @@ def _refuse_float(text: str) -> object:
     raise ValueError(f"a float ({text}) in a stored payload")
 
 
-def _row_problem(row: tuple[object, ...], seq_expected: int, prev: str) -> tuple[str | None, str]:
+# Built once: json.loads with options builds a decoder per call. NaN/Infinity are floats too.
+_DECODER = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float)
+
+
+def _row_problem(row: tuple[int, str, str, str, str, str], seq_expected: int, prev: str) -> tuple[str | None, str]:
     """(problem or None, recomputed hash) for one row; a problem is about `seq_expected`."""
     seq, at, kind, payload, prev_hash, stored = row
     if seq != seq_expected:
@@ -97,13 +100,13 @@ def _row_problem(row: tuple[object, ...], seq_expected: int, prev: str) -> tuple
     if prev_hash != prev:
         return f"record {seq}: prev_hash is not the hash of record {seq_expected - 1}", prev
     try:
-        obj = json.loads(str(payload), parse_float=_refuse_float)
-        canonical = dumps(obj)
+        obj = _DECODER.decode(str(payload))
+        canonical = dumps_parsed(obj)
     except (ValueError, TypeError) as e:
         return f"record {seq}: payload is not canonical JSON ({e})", prev
     if canonical != payload:
         return f"record {seq}: payload text is not in canonical form (edited)", prev
-    digest = _link(prev, record_body(int(str(seq)), str(at), str(kind), canonical))
+    digest = _link(prev, record_body(seq, at, kind, canonical))
     if digest != stored:
         return f"record {seq}: hash does not match its contents (edited record or hash)", prev
     return None, digest
@@ -136,7 +139,7 @@ def verify_chain(conn: sqlite3.Connection, anchor: tuple[int, str] | None = None
     cur.arraysize = 512
     for row in cur:
         records += 1
-        head = str(row[5])
+        head = str(row[5])  # str(): a tampered row may hold any type
         if anchor is not None and row[0] == anchor[0]:
             anchor_stored = head.lower()
         if first_bad is not None:

@@ -8,7 +8,7 @@ ordering hold fixed-width times (`db_time`), so text order is time order.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -16,19 +16,20 @@ from . import units
 from .model import Alert, Transition
 
 __all__ = [
-    "check_json",
-    "canonical_json",
-    "dumps",
-    "format_time",
-    "db_time",
-    "parse_time",
-    "dec_text",
-    "parse_dec",
-    "transition_to_json",
-    "transition_from_json",
     "ALERT_COLUMNS",
-    "alert_to_row",
     "alert_from_row",
+    "alert_to_row",
+    "canonical_json",
+    "check_json",
+    "db_time",
+    "dec_text",
+    "dumps",
+    "dumps_parsed",
+    "format_time",
+    "parse_dec",
+    "parse_time",
+    "transition_from_json",
+    "transition_to_json",
 ]
 
 _SCALARS = (str, int, type(None))  # bool is an int
@@ -70,10 +71,19 @@ def check_json(obj: object, where: str = "payload") -> None:
             raise _bad_leaf(value, path)
 
 
+# One encoder instance: json.dumps with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(obj: object, where: str = "payload") -> str:
     """Canonical JSON text: sorted keys, no whitespace, UTF-8 as is, no floats."""
     check_json(obj, where)
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(obj)
+
+
+def dumps_parsed(obj: object) -> str:
+    """Canonical text of a value parsed by `json.loads` with floats refused (no re-check)."""
+    return _CANONICAL.encode(obj)
 
 
 def canonical_json(obj: object) -> bytes:
@@ -86,7 +96,7 @@ def _utc(dt: datetime) -> datetime:
         raise TypeError(f"expected a datetime, got {type(dt).__name__}")
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"naive datetime {dt.isoformat()}: times must be timezone-aware UTC")
-    return dt.astimezone(timezone.utc)
+    return dt.astimezone(UTC)
 
 
 def format_time(dt: datetime) -> str:
@@ -102,7 +112,7 @@ def db_time(dt: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _opt_time(text: str | None) -> datetime | None:

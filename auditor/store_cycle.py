@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from .model import Alert, Transition
-from .store_audit import AuditChain
 from .store_alerts import upsert_alerts
+from .store_audit import AuditChain
 from .store_codec import (
     db_time,
     dumps,
@@ -24,7 +24,7 @@ from .store_codec import (
     transition_to_json,
 )
 
-__all__ = ["CycleRecord", "CycleWriteResult", "BalanceCache", "write_cycle_tx"]
+__all__ = ["BalanceCache", "CycleRecord", "CycleWriteResult", "write_cycle_tx"]
 
 Balance = tuple[str, str, str, str, int]  # chain, view, address, asset, amount
 

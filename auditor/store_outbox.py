@@ -18,11 +18,11 @@ from .store_codec import db_time, dumps, parse_time
 __all__ = [
     "OutboxItem",
     "enqueue_tx",
-    "pending_outbox",
+    "mark_dead_tx",
     "mark_delivered_tx",
     "mark_retry_tx",
-    "mark_dead_tx",
     "outbox_counts",
+    "pending_outbox",
 ]
 
 

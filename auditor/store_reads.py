@@ -12,17 +12,17 @@ from .store_audit import ZERO_HASH
 from .store_codec import ALERT_COLUMNS, alert_from_row, db_time, parse_time
 
 __all__ = [
-    "head",
-    "last_cycle",
+    "alert_history",
     "cycle_time",
     "get_alert",
-    "list_alerts",
-    "alert_history",
-    "watch_history",
-    "last_watch",
-    "used_approvals",
+    "head",
     "last_config",
+    "last_cycle",
     "last_heads",
+    "last_watch",
+    "list_alerts",
+    "used_approvals",
+    "watch_history",
 ]
 
 WatchTotals = dict[tuple[str, str], int]

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from .errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "BUSY_TIMEOUT_MS", "connect"]
+__all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "connect"]
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000

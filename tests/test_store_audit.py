@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from auditor.store import ZERO_HASH, Store
 from auditor.store_audit import record_body
 from auditor.store_codec import canonical_json
 
-T0 = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -178,11 +178,10 @@ def test_anchor_match_mismatch_and_missing_seq(store: Store):
 def test_append_inside_an_open_transaction_rolls_back_with_it(store: Store):
     _fill(store, 1)
     head = store.head()
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store.append_audit("note", {"a": 1}, T0)
-            store.append_audit("note", {"a": 2}, T0)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_audit("note", {"a": 1}, T0)
+        store.append_audit("note", {"a": 2}, T0)
+        raise RuntimeError("boom")
     assert store.head() == head
     with store.transaction():
         r1 = store.append_audit("note", {"a": 1}, T0)
@@ -220,3 +219,12 @@ def test_store_errors_name_the_store_not_sqlite_internals(tmp_path: Path):
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match="could not open"):
         Store.open(blocker / "auditor.db")
+
+
+def test_verify_flags_a_payload_edited_to_hold_a_float(store: Store, db_path: Path):
+    _fill(store, 3)
+    _raw(db_path).execute("""UPDATE audit_log SET payload = replace(payload, '"i":1', '"i":1.0')
+                             WHERE seq = 2""")
+    res = store.verify()
+    assert (res.ok, res.first_bad) == (False, 2)
+    assert "float" in res.reason

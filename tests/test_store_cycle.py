@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from auditor.errors import StoreError
 from auditor.model import Alert, Transition
 from auditor.store import CycleRecord, Store
 
-T0 = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 FP = "a" * 64
 WEI = 2**64 * 1000 + 12345  # does not fit SQLite INTEGER
 
@@ -57,15 +58,14 @@ def _balances(n: int, bump: int = 0, every: int = 0) -> list[tuple[str, str, str
 
 
 def _record(at: datetime = T0, **kw: object) -> CycleRecord:
-    base: dict = dict(
+    base = CycleRecord(
         taken_at=at, status="ok", chains={"ethereum": _chain(100)},
         totals=[("settled", "eth-hot-1", "ETH", WEI), ("watch", "eth-hot-1", "ETH", WEI + 1)],
         nonces=[("watch", "eth-hot-1", 7)], address_balances=_balances(10),
         exposure={"hot_ratio": "0.03125"}, findings=[{"rule": "hot_drain", "value": "0.42"}],
         poll={"status": "ok", "exposure": {"hot_ratio": "0.03125"}},
         wallet_chains={"eth-hot-1": "ethereum"})
-    base.update(kw)
-    return CycleRecord(**base)
+    return replace(base, **kw)  # type: ignore[arg-type]
 
 
 def _counts(store: Store) -> dict[str, int]:
@@ -239,3 +239,20 @@ def test_totals_of_wallets_without_a_chain_go_into_the_cycle_record(store: Store
         "SELECT payload FROM audit_log WHERE kind = 'cycle'").fetchone()[0])
     assert payload["totals"]["watch"]["eth-hot-1"]["ETH"] == str(WEI + 1)
     assert store.verify().ok
+
+
+def test_balance_cache_reloads_when_another_store_object_wrote_a_cycle(tmp_path: Path):
+    with Store.open(tmp_path / "a.db") as a, Store.open(tmp_path / "a.db") as b:
+        a.write_cycle(_record(address_balances=_balances(10)))
+        b.write_cycle(_record(T0 + timedelta(minutes=1),
+                              address_balances=_balances(10, bump=1, every=3)))
+        # back to cycle 1's values: a must compare with b's cycle, not its own memory
+        res = a.write_cycle(_record(T0 + timedelta(minutes=2), address_balances=_balances(10)))
+    assert res.balances_written == 10
+
+
+def test_sqlite_errors_leave_as_store_errors(tmp_path: Path):
+    s = Store.open(tmp_path / "a.db")
+    s.close()
+    with pytest.raises(StoreError, match=r"a\.db: could not read the audit-log head"):
+        s.head()

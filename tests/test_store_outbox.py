@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from auditor.errors import StoreError, StoreLockedError
 from auditor.model import Alert, Transition
 from auditor.store import CycleRecord, Store, cycle_lock, transition_from_json, transition_to_json
 
-T0 = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 FP = "b" * 64
 
 
@@ -84,7 +84,7 @@ def _firing(store: Store) -> None:
                   state="firing", since=T0, last_change=T0, last_notified=T0,
                   notified_channels=("soc",))
     t = Transition(kind="firing", fingerprint=FP, rule="cold_outflow", subject="btc-cold/BTC",
-                   severity="critical", at=T0, summary="cold spend", value=Decimal("50"))
+                   severity="critical", at=T0, summary="cold spend", value=Decimal(50))
     store.write_cycle(CycleRecord(taken_at=T0, status="ok", alerts=[alert], transitions=[t]))
 
 
@@ -151,14 +151,13 @@ def test_cycle_lock_is_exclusive_across_processes_and_freed_when_the_holder_dies
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(StoreLockedError, match="holds the cycle lock on") as err:
-            with cycle_lock(db):
-                pass
+        with pytest.raises(StoreLockedError, match="holds the cycle lock on") as err, \
+                cycle_lock(db):
+            pass
         assert err.value.exit_code == 4
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=10)
-    with cycle_lock(db):  # the kernel released it with the dead process
-        with pytest.raises(StoreLockedError):  # and it is exclusive within a process too
-            with cycle_lock(db):
-                pass
+    # the kernel released it with the dead process; and it is exclusive within a process too
+    with cycle_lock(db), pytest.raises(StoreLockedError), cycle_lock(db):
+        pass
