@@ -121,6 +121,7 @@ class Daemon:
         # Every cycle (and the cycle's close()) runs on this one thread: a SQLite
         # connection must stay in the thread that opened it.
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="auditor-cycle")
+        self._worker_closed = False
         self._scheduler = BackgroundScheduler(
             timezone=timezone.utc,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -182,6 +183,9 @@ class Daemon:
             self.heartbeat = None
 
     def _close_cycle_fn(self) -> None:
+        if self._worker_closed:
+            return
+        self._worker_closed = True
         close = getattr(self.cycle_fn, "close", None)
         try:
             if callable(close):

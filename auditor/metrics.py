@@ -58,14 +58,20 @@ HOLDING_KEYS: dict[str, tuple[str, str]] = {
 
 
 class CycleOutcomeLike(Protocol):
-    """What the daemon needs from `service.CycleOutcome`."""
+    """What the daemon needs from `service.CycleOutcome` (read-only, so any shape fits)."""
 
-    status: str
-    cycle_id: int | None
-    poll: Mapping[str, Any]
-    head: str
-    duration_s: float
-    chain_lag_s: Mapping[str, float]
+    @property
+    def status(self) -> str: ...
+    @property
+    def cycle_id(self) -> int | None: ...
+    @property
+    def poll(self) -> Mapping[str, Any]: ...
+    @property
+    def head(self) -> str: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def chain_lag_s(self) -> Mapping[str, float]: ...
 
 
 def whole_units(text: object) -> float:

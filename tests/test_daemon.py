@@ -460,3 +460,31 @@ def test_service_cycle_keeps_one_store_on_the_worker_thread_and_closes_it_there(
     assert seen[2][1] is not seen[1][1], "a cycle that raised must drop its Store"
     assert seen[3][1] is seen[2][1]
     assert closed and set(closed) == threads  # closed after the crash and at stop, on that thread
+
+
+def test_a_cycle_past_its_deadline_is_logged_as_overrun(
+    tmp_path: Path, running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cycle(now: datetime, deadline_s: float) -> Outcome:
+        return Outcome(status="failed", duration_s=deadline_s + 1)  # as the service reports it
+
+    d = running(make_settings(tmp_path, poll_every=1, port=None), cycle)
+    wait_for(lambda: any(r.getMessage().startswith("cycle overran") for r in caplog.records),
+             "the overrun warning")
+    assert d.stop() == 0
+    overrun = next(r for r in caplog.records if r.getMessage().startswith("cycle overran"))
+    assert overrun.levelno == logging.WARNING and overrun.fields["deadline_s"] == 0.8  # type: ignore[attr-defined]
+
+
+def test_listen_port_in_use_is_a_config_error_naming_daemon_listen(tmp_path: Path) -> None:
+    from auditor.errors import ConfigError
+
+    busy = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        settings = make_settings(tmp_path, port=busy.server_address[1])
+        with pytest.raises(ConfigError) as info:
+            run_daemon(settings, cycle_fn=lambda now, dl: Outcome(),
+                       stop_event=threading.Event(), install_signals=False)
+        assert info.value.problems[0].path == "daemon.listen"
+    finally:
+        busy.server_close()
