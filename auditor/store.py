@@ -82,7 +82,8 @@ def _guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 class Store:
-    """One SQLite store. Not shared between threads: open one per thread."""
+    """One SQLite store. Not shared between threads: open one per thread (or see
+    `open(any_thread=True)` for one user at a time on changing threads)."""
 
     def __init__(self, path: Path, db: Any):
         self.path = path
@@ -94,11 +95,16 @@ class Store:
         return str(self.path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (creating the parent dir and schema if needed; idempotent) the store at `path`."""
+    def open(cls, path: str | os.PathLike[str], *, any_thread: bool = False) -> Store:
+        """Open (creating the parent dir and schema if needed; idempotent) the store at `path`.
+
+        `any_thread`: the object may be used from a thread other than the opener's, as
+        long as calls never overlap (a scheduler job with max_instances=1 keeping one
+        Store across cycles, so last-known balances stay in memory between cycles).
+        """
         p = Path(path)
         try:
-            return cls(p, connect(p))
+            return cls(p, connect(p, any_thread))
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"store {p}: could not open: {e}; check the path "
                              "(store.path) and that its directory is writable") from e

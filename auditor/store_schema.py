@@ -7,6 +7,7 @@ appended to; `*_latest`, `alerts`, `chain_heads` hold current state.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import sqlite_utils
@@ -109,10 +110,11 @@ def _create_schema(db: sqlite_utils.Database, path: Path) -> None:
         raise
 
 
-def connect(path: Path) -> sqlite_utils.Database:
+def connect(path: Path, any_thread: bool = False) -> sqlite_utils.Database:
     """Open (creating if needed) the store at `path`: WAL, synchronous=FULL, busy timeout."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(path, execute_plugins=False)
+    conn = sqlite3.connect(str(path), check_same_thread=not any_thread)
+    db = sqlite_utils.Database(conn, execute_plugins=False)
     # Manual transactions only: every write is an explicit BEGIN IMMEDIATE … COMMIT.
     db.conn.isolation_level = None
     db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -256,3 +256,18 @@ def test_sqlite_errors_leave_as_store_errors(tmp_path: Path):
     s.close()
     with pytest.raises(StoreError, match=r"a\.db: could not read the audit-log head"):
         s.head()
+
+
+def test_a_store_opened_for_any_thread_keeps_its_balances_across_threads(tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = Store.open(tmp_path / "a.db", any_thread=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(s.write_cycle, _record(address_balances=_balances(10))).result()
+    res = s.write_cycle(_record(T0 + timedelta(minutes=1), address_balances=_balances(10)))
+    assert res.balances_written == 0
+    s.close()
+    t = Store.open(tmp_path / "a.db")
+    with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(StoreError, match="thread"):
+        pool.submit(t.head).result()
+    t.close()
