@@ -36,14 +36,14 @@ from .errors import ConfigError, ConfigProblem
 from .settings import RuleSettings, Settings
 
 __all__ = [
-    "load_config",
-    "check_config",
-    "resolve_rules",
-    "load_rules",
-    "preset_rules",
     "PRESETS",
+    "check_config",
     "config_material",
     "diff_material",
+    "load_config",
+    "load_rules",
+    "preset_rules",
+    "resolve_rules",
     "write_starter",
 ]
 

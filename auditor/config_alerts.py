@@ -24,7 +24,7 @@ from .settings import (
     WalletSettings,
 )
 
-__all__ = ["read_approvals", "read_alerts", "RULE_IDS"]
+__all__ = ["RULE_IDS", "read_alerts", "read_approvals"]
 
 RULE_IDS = ("hot_ratio", "asset_hot_ratio", "guarantee_coverage", "reserve_coverage",
             "commingling", "hot_floor", "hot_drain", "large_outflow", "cold_outflow",

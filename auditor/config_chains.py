@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 
-from .config_ctx import Ctx, not_supported
+from .config_ctx import Ctx
 from .config_sections import check_url
 from .config_yaml import index, join
 from .settings import (
@@ -22,7 +22,7 @@ from .settings import (
     redact_url,
 )
 
-__all__ = ["read_chains", "read_assets", "read_wallets", "eth_address", "MULTICALL3"]
+__all__ = ["MULTICALL3", "eth_address", "read_assets", "read_chains", "read_wallets"]
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -125,9 +125,9 @@ def _read_rpc(ctx: Ctx, path: str, raw: Any, who: str) -> tuple[RpcEndpoint, ...
             continue
         url = ctx.text(join(p, "url"), m["url"], who)
         timeout = ctx.duration(join(p, "timeout"), m.get("timeout", "10s"), who, minimum=1)
-        if url and check_url(ctx, join(p, "url"), url, ("http", "https", "ws", "wss"), who):
-            if timeout is not None:
-                out.append(RpcEndpoint(url=Secret(url), label=redact_url(url), timeout=timeout))
+        ok = url and check_url(ctx, join(p, "url"), url, ("http", "https", "ws", "wss"), who)
+        if ok and url and timeout is not None:
+            out.append(RpcEndpoint(url=Secret(url), label=redact_url(url), timeout=timeout))
     if len(raw) == 1:
         ctx.warn(path, "single provider: a lying or stale node cannot be detected; add a "
                        "second rpc entry", who)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from . import units
-from .errors import ConfigProblem
 from .config_yaml import YamlFloat, index, join
+from .errors import ConfigProblem
 
-__all__ = ["Ctx", "not_supported", "SEVERITIES"]
+__all__ = ["SEVERITIES", "Ctx", "not_supported"]
 
 SEVERITIES = ("warning", "critical")
 _LAST_SEGMENT = re.compile(r"(\.[^.\[]*|\[\d+\])$")

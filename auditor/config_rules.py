@@ -11,7 +11,7 @@ from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
-from .config_ctx import SEVERITIES, Ctx, not_supported
+from .config_ctx import SEVERITIES, Ctx
 from .config_yaml import index, join
 from .settings import (
     AssetRatioRule,

@@ -14,7 +14,7 @@ from typing import Any
 from .config_ctx import Ctx
 from .config_yaml import index, join
 
-__all__ = ["substitute_env", "find_private_keys", "HASH_OR_SECRET_KEYS"]
+__all__ = ["HASH_OR_SECRET_KEYS", "find_private_keys", "substitute_env"]
 
 _VAR = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -53,7 +53,7 @@ def substitute_env(ctx: Ctx, data: Any, path: str = "") -> Any:
 def _exempt(key: str | None) -> bool:
     if key is None:
         return False
-    base = key[: -len("_file")] if key.endswith("_file") else key
+    base = key.removesuffix("_file")
     return base in HASH_OR_SECRET_KEYS
 
 

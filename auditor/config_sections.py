@@ -25,14 +25,14 @@ from .settings import (
 )
 
 __all__ = [
-    "read_exchange",
-    "read_store",
-    "read_daemon",
-    "read_schedule",
-    "read_prices",
-    "read_liabilities",
-    "check_url",
     "DEFAULT_STORE",
+    "check_url",
+    "read_daemon",
+    "read_exchange",
+    "read_liabilities",
+    "read_prices",
+    "read_schedule",
+    "read_store",
 ]
 
 DEFAULT_STORE = "var/auditor.db"

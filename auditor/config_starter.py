@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import AuditorError
 
-__all__ = ["write_starter", "STARTER_FILES"]
+__all__ = ["STARTER_FILES", "write_starter"]
 
 STARTER_FILES = ("auditor.yaml", "liabilities.csv")
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
-__all__ = ["YamlFloat", "YamlDoc", "YamlSyntaxError", "parse_yaml", "join", "index"]
+__all__ = ["YamlDoc", "YamlFloat", "YamlSyntaxError", "index", "join", "parse_yaml"]
 
 _TAG = "tag:yaml.org,2002:"
 _CANONICAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
@@ -28,7 +28,7 @@ class YamlFloat(float):
 
     text: str
 
-    def __new__(cls, value: float, text: str) -> "YamlFloat":
+    def __new__(cls, value: float, text: str) -> Self:
         obj = super().__new__(cls, value)
         obj.text = text
         return obj
@@ -110,8 +110,8 @@ def _build_mapping(node: yaml.MappingNode, path: str, doc: YamlDoc) -> dict[str,
         key = str(k.value)
         p = join(path, key)
         if key in out:
-            doc.problems.append((p, f"duplicate key `{key}` (also on line {doc.lines.get(p)}); "
-                                    "remove one of them"))
+            line = doc.lines.get(p)
+            doc.problems.append((p, f"duplicate key `{key}` (also on line {line}); remove one"))
             continue
         doc.lines[p] = k.start_mark.line + 1
         out[key] = _build(v, p, doc)

@@ -6,12 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from test_config_fixtures import COLD, GUARANTEE, HOT, USDC, full_config, problems_of, write
 
 from auditor.config import check_config, load_config, write_starter
 from auditor.errors import AuditorError, ConfigError
 from auditor.settings import Secret
-
-from test_config_fixtures import HOT, COLD, GUARANTEE, USDC, full_config, problems_of, write
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,10 +29,10 @@ def test_full_config_loads_every_section(tmp_path):
     assert s.wallet("eth-hot-1").addresses == (HOT,)
     assert s.wallet("eth-hot-1").assets == ("ETH", "USDC")  # default: every asset of the chain
     assert s.wallet("eth-guarantee").role == "guarantee"
-    assert s.prices.static == {"ETH": Decimal("450000.5"), "USDC": Decimal("150")}
+    assert s.prices.static == {"ETH": Decimal("450000.5"), "USDC": Decimal(150)}
     assert s.liabilities is not None and s.liabilities.path == tmp_path / "liabilities.csv"
     assert s.approvals.quorum == 1 and s.approvals.items[0].to == "eth-hot-1"
-    assert s.approvals.items[0].amount == Decimal("50")
+    assert s.approvals.items[0].amount == Decimal(50)
     soc = s.alerts.channels[1]
     assert soc.type == "webhook" and soc.secret == Secret("s3cr3t-value")
     assert s.alerts.routes[0].channels == ("soc",)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from auditor.config import config_material, diff_material, load_config
-
 from test_config_fixtures import HOT, full_config, write
+
+from auditor.config import config_material, diff_material, load_config
 
 
 def _material(tmp_path, cfg: str, secret: str = "hush-secret") -> dict:

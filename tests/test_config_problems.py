@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_config_fixtures import COLD, HOT, USDC, full_config, problems_of, write
 
 from auditor.config import check_config, load_config
-
-from test_config_fixtures import COLD, HOT, USDC, full_config, problems_of, write
+from auditor.errors import ConfigError
 
 
 def _line_of(cfg: str, fragment: str) -> int:
@@ -277,3 +277,12 @@ def test_channel_rate_accepts_per_second_text(tmp_path):
 def test_empty_config_says_how_to_start(tmp_path):
     _, problems = check_config(write(tmp_path, ""))
     assert "auditor init" in problems[0].message
+
+
+def test_config_error_carries_the_warnings_too(tmp_path):
+    cfg = (full_config().replace("      - {url: http://127.0.0.1:8546, timeout: 5s}\n", "")
+           .replace("tier: hot\n", "tier: hott\n"))
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, cfg), env={"SOC_SECRET": "x"})
+    assert [p.path for p in e.value.problems] == ["wallets[0].tier"]
+    assert [p.path for p in e.value.warnings] == ["chains.ethereum.rpc"]

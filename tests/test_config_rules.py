@@ -5,12 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from test_config_fixtures import full_config, problems_of, write
 
 from auditor.config import load_config, load_rules, resolve_rules
 from auditor.errors import ConfigError
 from auditor.settings import Threshold
-
-from test_config_fixtures import full_config, problems_of, write
 
 D = Decimal
 ASSETS = {"ETH", "USDC"}

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_config_fixtures import full_config, problems_of, write
 
 from auditor.config import check_config, load_config
 from auditor.errors import ConfigError
-
-from test_config_fixtures import full_config, problems_of, write
 
 XPRV = ("xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxW"
         "Utg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi")
