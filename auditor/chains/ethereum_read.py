@@ -11,15 +11,17 @@ balance is never guessed, never zero by default.
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from ..model import BlockRef, ChainView
 from ..settings import AssetSettings, ChainSettings, WalletSettings
-from .ethereum_rpc import BlockParam, RpcConnection, RpcFailure, block_param, hex_bytes, hex_int
+from .ethereum_rpc import (BlockParam, RawParams, RpcConnection, RpcFailure, block_param, hex_bytes,
+                           hex_int)
 from .multicall import (BALANCE_OF, GET_ETH_BALANCE, address_call, decode_aggregate3,
-                        decode_uint256, encode_aggregate3)
+                        encode_aggregate3)
 
 __all__ = [
     "MULTICALL_CHUNK",
@@ -41,8 +43,7 @@ _ZERO_ADDRESS = "0x" + "00" * 20
 Call = tuple[str, Sequence[Any]]
 
 
-@dataclass(frozen=True)
-class BalanceQuery:
+class BalanceQuery(NamedTuple):
     address: str  # lowercase 0x hex
     asset: str
     token: str | None  # lowercase ERC-20 address; None: the chain's native coin
@@ -50,10 +51,19 @@ class BalanceQuery:
 
 @dataclass(frozen=True)
 class ReadPlan:
-    """What to read on one chain: every (address, asset) balance and every nonce."""
+    """What to read on one chain: every (address, asset) balance and every nonce.
+
+    `keys[i]` is `(queries[i].address, queries[i].asset)`, made once and shared by
+    both views' balance maps (100k addresses x 3 assets: memory counts).
+    """
 
     queries: tuple[BalanceQuery, ...]
     addresses: tuple[str, ...]
+    keys: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            object.__setattr__(self, "keys", tuple((q.address, q.asset) for q in self.queries))
 
 
 def build_plan(chain: ChainSettings, wallets: Sequence[WalletSettings],
@@ -91,80 +101,99 @@ def parse_block(raw: Any, expected: int | None, what: str) -> BlockRef:
 
 
 class _ViewReader:
-    """Collects one view's balances and nonces from the answers to its batches."""
+    """Builds one view's requests lazily and collects the answers into its maps."""
 
-    def __init__(self, block: BlockRef, pin: BlockParam) -> None:
+    def __init__(self, block: BlockRef, pin: BlockParam, plan: ReadPlan) -> None:
         self.block = block
         self.pin = pin
+        self.plan = plan
+        self._pin_json = json.dumps(pin, separators=(",", ":"))
         self.balances: dict[tuple[str, str], int] = {}
         self.nonces: dict[str, int] = {}
 
     def view(self) -> ChainView:
         return ChainView(self.block, self.balances, self.nonces)
 
-    def _store_balance(self, q: BalanceQuery, data: bytes) -> None:
-        try:
-            self.balances[(q.address, q.asset)] = decode_uint256(data)
-        except ValueError as exc:
-            hint = ("" if q.token is None else
-                    f": is {q.token} the {q.asset} ERC-20 contract on this chain? "
-                    f"check assets.{q.asset}.deployments")
-            raise RpcFailure(f"{_call_name(q)} {exc} at block {self.block.number}{hint}") from None
+    def _bad_balance(self, q: BalanceQuery, data: bytes) -> RpcFailure:
+        hint = ("" if q.token is None else
+                f": is {q.token} the {q.asset} ERC-20 contract on this chain? "
+                f"check assets.{q.asset}.deployments")
+        return RpcFailure(f"{_call_name(q)} returned {len(data)} bytes, not 32, "
+                          f"at block {self.block.number}{hint}")
 
-    def multicall_jobs(self, queries: Sequence[BalanceQuery], multicall: str) -> list[_Job]:
-        jobs = []
-        for i in range(0, len(queries), MULTICALL_CHUNK):
-            chunk = queries[i:i + MULTICALL_CHUNK]
-            calls = [(q.token, address_call(BALANCE_OF, q.address)) if q.token else
-                     (multicall, address_call(GET_ETH_BALANCE, q.address)) for q in chunk]
-            request = ("eth_call", [{"to": multicall, "data": encode_aggregate3(calls)}, self.pin])
-            jobs.append(_Job([request], lambda r, c=chunk: self._take_multicall(c, r[0])))
-        return jobs
+    def multicall_jobs(self, multicall: str) -> list[_Job]:
+        n = len(self.plan.queries)
+        return [_Job(1, 200 + 400 * min(MULTICALL_CHUNK, n - i),
+                     lambda i=i: self._multicall_request(multicall, i),
+                     lambda r, i=i: self._take_multicall(i, r[0]))
+                for i in range(0, n, MULTICALL_CHUNK)]
 
-    def _take_multicall(self, chunk: Sequence[BalanceQuery], result: Any) -> None:
+    def _multicall_request(self, multicall: str, start: int) -> list[Call]:
+        calls = [(q.token, address_call(BALANCE_OF, q.address)) if q.token else
+                 (multicall, address_call(GET_ETH_BALANCE, q.address))
+                 for q in self.plan.queries[start:start + MULTICALL_CHUNK]]
+        data = encode_aggregate3(calls)
+        return [("eth_call", RawParams(f'[{{"to":"{multicall}","data":"{data}"}},{self._pin_json}]'))]
+
+    def _take_multicall(self, start: int, result: Any) -> None:
+        queries = self.plan.queries[start:start + MULTICALL_CHUNK]
         try:
-            answers = decode_aggregate3(hex_bytes(result, "aggregate3"), len(chunk))
+            answers = decode_aggregate3(hex_bytes(result, "aggregate3"), len(queries))
         except ValueError as exc:
             raise RpcFailure(f"{exc} at block {self.block.number}") from None
-        for q, (success, data) in zip(chunk, answers):
+        balances, word = self.balances, int.from_bytes
+        for key, q, (success, data) in zip(self.plan.keys[start:], queries, answers):
             if not success:
                 raise RpcFailure(f"{_call_name(q)} reverted at block {self.block.number}")
-            self._store_balance(q, data)
+            if len(data) != 32:  # a token address without code answers success + nothing
+                raise self._bad_balance(q, data)
+            balances[key] = word(data, "big")
 
-    def batch_jobs(self, queries: Sequence[BalanceQuery]) -> list[_Job]:
-        jobs = []
-        for i in range(0, len(queries), RPC_BATCH):
-            chunk = queries[i:i + RPC_BATCH]
-            calls: list[Call] = [
-                ("eth_call", [{"to": q.token, "data": "0x" + address_call(BALANCE_OF, q.address)},
-                              self.pin]) if q.token else ("eth_getBalance", [q.address, self.pin])
-                for q in chunk]
-            jobs.append(_Job(calls, lambda r, c=chunk: self._take_batch(c, r)))
-        return jobs
+    def batch_jobs(self) -> list[_Job]:
+        n = len(self.plan.queries)
+        return [_Job(min(RPC_BATCH, n - i), 200 * min(RPC_BATCH, n - i),
+                     lambda i=i: self._batch_request(i), lambda r, i=i: self._take_batch(i, r))
+                for i in range(0, n, RPC_BATCH)]
 
-    def _take_batch(self, chunk: Sequence[BalanceQuery], results: list[Any]) -> None:
-        for q, result in zip(chunk, results):
+    def _batch_request(self, start: int) -> list[Call]:
+        pin = self._pin_json
+        return [("eth_call", RawParams(
+                    f'[{{"to":"{q.token}","data":"0x{address_call(BALANCE_OF, q.address)}"}},{pin}]'))
+                if q.token else ("eth_getBalance", RawParams(f'["{q.address}",{pin}]'))
+                for q in self.plan.queries[start:start + RPC_BATCH]]
+
+    def _take_batch(self, start: int, results: list[Any]) -> None:
+        for key, q, result in zip(self.plan.keys[start:], self.plan.queries[start:], results):
             if q.token is None:
-                self.balances[(q.address, q.asset)] = hex_int(result, _call_name(q))
-            else:
-                self._store_balance(q, hex_bytes(result, _call_name(q)))
+                self.balances[key] = hex_int(result, _call_name(q))
+                continue
+            data = hex_bytes(result, _call_name(q))
+            if len(data) != 32:
+                raise self._bad_balance(q, data)
+            self.balances[key] = int.from_bytes(data, "big")
 
-    def nonce_jobs(self, addresses: Sequence[str]) -> list[_Job]:
-        jobs = []
-        for i in range(0, len(addresses), RPC_BATCH):
-            chunk = addresses[i:i + RPC_BATCH]
-            calls: list[Call] = [("eth_getTransactionCount", [a, self.pin]) for a in chunk]
-            jobs.append(_Job(calls, lambda r, c=chunk: self._take_nonces(c, r)))
-        return jobs
+    def nonce_jobs(self) -> list[_Job]:
+        n = len(self.plan.addresses)
+        return [_Job(min(RPC_BATCH, n - i), 130 * min(RPC_BATCH, n - i),
+                     lambda i=i: self._nonce_request(i), lambda r, i=i: self._take_nonces(i, r))
+                for i in range(0, n, RPC_BATCH)]
 
-    def _take_nonces(self, chunk: Sequence[str], results: list[Any]) -> None:
-        for address, result in zip(chunk, results):
+    def _nonce_request(self, start: int) -> list[Call]:
+        return [("eth_getTransactionCount", RawParams(f'["{a}",{self._pin_json}]'))
+                for a in self.plan.addresses[start:start + RPC_BATCH]]
+
+    def _take_nonces(self, start: int, results: list[Any]) -> None:
+        for address, result in zip(self.plan.addresses[start:], results):
             self.nonces[address] = hex_int(result, f"nonce of {address}")
 
 
 @dataclass(frozen=True)
 class _Job:
-    calls: list[Call]
+    """Some calls of one POST, built only when sent (100k addresses: ~500 MB of calldata)."""
+
+    count: int  # JSON-RPC calls
+    size: int  # estimated request bytes
+    build: Callable[[], list[Call]]
     take: Callable[[list[Any]], None]
 
 
@@ -172,14 +201,6 @@ def _call_name(q: BalanceQuery) -> str:
     if q.token is None:
         return f"{q.asset} balance of {q.address}"
     return f"balanceOf({q.address}) on {q.asset} token {q.token}"
-
-
-def _post_size(job: _Job) -> int:
-    size = 0
-    for _, params in job.calls:
-        first = params[0]
-        size += 120 + (len(first.get("data", "")) if isinstance(first, dict) else 42)
-    return size
 
 
 class ProviderReader:
@@ -206,15 +227,15 @@ class ProviderReader:
             raise RpcFailure(f"head block {head.number} hash changed between requests "
                              "(reorg at the tip?); the next read retries")
         by_hash, code_s, code_w = self._probe(s_block, w_block, deadline)
-        readers = [_ViewReader(b, block_param(b.number, b.hash if by_hash else None))
+        readers = [_ViewReader(b, block_param(b.number, b.hash if by_hash else None), plan)
                    for b in (s_block, w_block)]
         jobs: list[_Job] = []
         for reader, code in zip(readers, (code_s, code_w)):
             if self.multicall and code:
-                jobs += reader.multicall_jobs(plan.queries, self.multicall)
+                jobs += reader.multicall_jobs(self.multicall)
             else:
-                jobs += reader.batch_jobs(plan.queries)
-            jobs += reader.nonce_jobs(plan.addresses)
+                jobs += reader.batch_jobs()
+            jobs += reader.nonce_jobs()
         self._run(jobs, deadline)
         if not by_hash:  # pinned by number only: make sure the blocks did not change
             if self._blocks(settled, watch, deadline) != (s_block, w_block):
@@ -251,8 +272,9 @@ class ProviderReader:
     def _run(self, jobs: list[_Job], deadline: float | None) -> None:
         """Send the jobs, several calls per POST and a few POSTs in flight."""
         posts = _pack(jobs)
-        if len(posts) == 1:
-            _send(self.conn, posts[0], deadline)
+        if len(posts) == 1 or PARALLEL_POSTS == 1:
+            for post in posts:
+                _send(self.conn, post, deadline)
             return
         with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
             futures = [pool.submit(_send, self.conn, post, deadline) for post in posts]
@@ -267,7 +289,7 @@ def _pack(jobs: list[_Job]) -> list[list[_Job]]:
     posts: list[list[_Job]] = []
     size = count = 0
     for job in jobs:
-        job_size, job_count = _post_size(job), len(job.calls)
+        job_size, job_count = job.size, job.count
         if posts and size + job_size <= MAX_POST_BYTES and count + job_count <= RPC_BATCH:
             posts[-1].append(job)
             size, count = size + job_size, count + job_count
@@ -278,11 +300,11 @@ def _pack(jobs: list[_Job]) -> list[list[_Job]]:
 
 
 def _send(conn: RpcConnection, post: list[_Job], deadline: float | None) -> None:
-    results = conn.batch([call for job in post for call in job.calls], deadline)
+    results = conn.batch([call for job in post for call in job.build()], deadline)
     at = 0
     for job in post:
-        job.take(results[at:at + len(job.calls)])
-        at += len(job.calls)
+        job.take(results[at:at + job.count])
+        at += job.count
 
 
 def _raise_first(futures: list[Future[None]]) -> None:

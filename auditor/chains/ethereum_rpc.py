@@ -10,6 +10,7 @@ the endpoint's URL (it may carry an API key).
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Sequence
 
@@ -17,9 +18,20 @@ import httpx
 
 from ..settings import RpcEndpoint
 
-__all__ = ["RpcFailure", "RpcConnection", "BlockParam", "hex_int", "hex_bytes", "block_param"]
+__all__ = ["RpcFailure", "RpcConnection", "RawParams", "BlockParam", "hex_int", "hex_bytes",
+           "block_param"]
 
 BlockParam = str | dict[str, Any]
+
+
+class RawParams(str):
+    """Params already encoded as a JSON array (hex strings need no escaping: the
+    poll path builds megabytes of calldata, and json.dumps would scan it all again)."""
+
+
+# int() and bytes.fromhex() forgive "_", spaces and signs: check the shape strictly first.
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}\Z").match
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*\Z").match
 _MAX_MESSAGE = 160  # node error texts are cut: a reason is a line, not a dump
 
 
@@ -34,22 +46,16 @@ class RpcFailure(Exception):
 
 def hex_int(value: Any, what: str) -> int:
     """A JSON-RPC quantity ("0x1a") as int; anything else is a failure, never 0."""
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3:
-        raise RpcFailure(f"{what}: not a hex quantity: {str(value)[:40]!r}")
-    try:
+    if isinstance(value, str) and _QUANTITY(value):
         return int(value, 16)
-    except ValueError:
-        raise RpcFailure(f"{what}: not a hex quantity: {value[:40]!r}") from None
+    raise RpcFailure(f"{what}: not a hex quantity: {str(value)[:40]!r}")
 
 
 def hex_bytes(value: Any, what: str) -> bytes:
-    """JSON-RPC data ("0x…", even length) as bytes."""
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise RpcFailure(f"{what}: not hex data: {str(value)[:40]!r}")
-    try:
+    """JSON-RPC data ("0x…", even length, nothing else) as bytes."""
+    if isinstance(value, str) and _DATA(value):
         return bytes.fromhex(value[2:])
-    except ValueError:
-        raise RpcFailure(f"{what}: not hex data: {value[:40]!r}") from None
+    raise RpcFailure(f"{what}: not hex data: {str(value)[:40]!r}")
 
 
 def block_param(number: int, block_hash: str | None) -> BlockParam:
@@ -82,11 +88,9 @@ class RpcConnection:
         """All calls in one POST; results in call order. Any error fails the whole batch."""
         if not calls:
             return []
-        body = json.dumps(
-            [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-             for i, (m, p) in enumerate(calls)],
-            separators=(",", ":"),
-        ).encode()
+        body = ("[" + ",".join(
+            f'{{"jsonrpc":"2.0","id":{i},"method":"{m}","params":{_params_json(p)}}}'
+            for i, (m, p) in enumerate(calls)) + "]").encode()
         answer = self._post(body, deadline)
         if not isinstance(answer, list):
             raise RpcFailure(_describe_non_batch(answer))
@@ -111,6 +115,12 @@ class RpcConnection:
             return json.loads(response.content)
         except ValueError:
             raise RpcFailure("answer is not valid JSON") from None
+
+
+def _params_json(params: Sequence[Any]) -> str:
+    if isinstance(params, RawParams):
+        return params
+    return json.dumps(list(params), separators=(",", ":"))
 
 
 def _describe_non_batch(answer: Any) -> str:

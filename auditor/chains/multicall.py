@@ -40,44 +40,54 @@ def encode_aggregate3(calls: Sequence[tuple[str, str]]) -> str:
     the caller checks each sub-call's success instead.
     """
     elements = []
-    for target, data in calls:
-        size = len(data) // 2
-        padded = data + "0" * (-len(data) % 64)
-        elements.append(target[2:].lower().rjust(64, "0") + _TRUE + _word(96) + _word(size) + padded)
     offsets = []
     position = 32 * len(calls)
-    for element in elements:
+    heads: dict[int, tuple[str, str, int]] = {}  # by calldata length: all ours are 36 bytes
+    for target, data in calls:
+        head = heads.get(len(data))
+        if head is None:
+            pad = "0" * (-len(data) % 64)
+            head = heads[len(data)] = (_TRUE + _word(96) + _word(len(data) // 2), pad,
+                                       128 + (len(data) + len(pad)) // 2)
+        elements.append(target[2:].lower().rjust(64, "0") + head[0] + data + head[1])
         offsets.append(_word(position))
-        position += len(element) // 2
+        position += head[2]
     return "0x" + AGGREGATE3 + _word(32) + _word(len(calls)) + "".join(offsets) + "".join(elements)
 
 
 def decode_aggregate3(data: bytes, expected: int) -> list[tuple[bool, bytes]]:
     """The (success, returnData) list aggregate3 returned. ValueError if malformed."""
     end = len(data)
-
-    def word(at: int) -> int:
-        if at < 0 or at + 32 > end:
-            raise ValueError(f"aggregate3 answer truncated ({end} bytes)")
-        return int.from_bytes(data[at:at + 32], "big")
-
-    array = word(0)
-    count = word(array)
+    word = int.from_bytes  # hot loop: no helper call per word
+    if end < 64:
+        raise ValueError(_bad(end))
+    array = word(data[0:32], "big")
+    if array > end - 32:
+        raise ValueError(_bad(end))
+    count = word(data[array:array + 32], "big")
     if count != expected:
         raise ValueError(f"aggregate3 returned {count} results for {expected} calls")
     base = array + 32
+    if base + 32 * count > end:
+        raise ValueError(_bad(end))
     results = []
-    for i in range(count):
-        element = base + word(base + 32 * i)
-        success = word(element)
-        if success > 1:
-            raise ValueError("aggregate3 answer has a malformed success flag")
-        start = element + word(element + 32)
-        size = word(start)
-        if start + 32 + size > end:
-            raise ValueError(f"aggregate3 answer truncated ({end} bytes)")
-        results.append((success == 1, data[start + 32:start + 32 + size]))
+    for i in range(base, base + 32 * count, 32):
+        element = base + word(data[i:i + 32], "big")
+        if element + 64 > end:
+            raise ValueError(_bad(end))
+        success = word(data[element:element + 32], "big")
+        start = element + word(data[element + 32:element + 64], "big")
+        if success > 1 or start + 32 > end:
+            raise ValueError(_bad(end))
+        stop = start + 32 + word(data[start:start + 32], "big")
+        if stop > end:
+            raise ValueError(_bad(end))
+        results.append((success == 1, data[start + 32:stop]))
     return results
+
+
+def _bad(size: int) -> str:
+    return f"aggregate3 answer is truncated or malformed ({size} bytes)"
 
 
 def decode_uint256(data: bytes) -> int:
