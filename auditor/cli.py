@@ -1,10 +1,407 @@
-"""Command line. Placeholder until the CLI lands; see README."""
+"""Command line. The only place that turns AuditorError into text and exit codes.
+
+Exit codes (DESIGN.md): 0 done (a `partial` cycle included); 1 `--fail-on`
+matched, or `verify` found tampering or an anchor mismatch; 2 usage or config
+error; 3 the cycle could not run (`failed`); 4 another process holds the
+store's cycle lock (a running daemon).
+"""
 
 from __future__ import annotations
 
+import functools
+import getpass
+import json
+import os
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import AuditorError, ConfigError
+
+__all__ = ["main", "cli"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_CONFIG = "config/auditor.yaml"
+
+
+def _config_path(ctx: click.Context) -> Path:
+    root = ctx.find_root()
+    given = (ctx.params.get("config") or (root.params.get("config") if root.params else None)
+             or os.environ.get("AUDITOR_CONFIG") or DEFAULT_CONFIG)
+    return Path(given)
+
+
+def config_option(f: F) -> F:
+    """`-c/--config` accepted before or after the subcommand."""
+    return click.option("-c", "--config", "config", metavar="FILE", default=None,
+                        help=f"Config file (default: $AUDITOR_CONFIG or {DEFAULT_CONFIG}).")(f)
+
+
+def _load(ctx: click.Context) -> Any:
+    from .config import load_config
+
+    path = _config_path(ctx)
+    settings = load_config(path)
+    for w in settings.warnings:
+        click.echo(f"warning: {w}", err=True)
+    return settings
+
+
+def _emit_json(obj: object) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _handle(f: F) -> F:
+    """Run a command; AuditorError → message on stderr and its exit code."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ConfigError as e:
+            for p in e.problems:
+                click.echo(f"error: {p}", err=True)
+            for p in e.warnings:
+                click.echo(str(p), err=True)
+            click.echo(f"{len(e.problems)} problem(s); fix them and run `auditor check-config`.", err=True)
+            sys.exit(2)
+        except AuditorError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@config_option
+@click.version_option(__version__, prog_name="auditor")
+def cli(config: str | None) -> None:
+    """custody-auditor: watch-only custody risk monitor for crypto exchanges.
+
+    Reads the exchange's wallets on chain, compares them with the customer
+    ledger, computes the regulator's hot-wallet ratios, raises alerts and keeps
+    a hash-chained audit log. Every command takes -c/--config FILE.
+    """
+
+
+# --- config --------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", required=False, default="config", metavar="[DIR]")
+@_handle
+def init(directory: str) -> None:
+    """Write a commented starter config (auditor.yaml) and sample ledger into DIR (default: config)."""
+    from .config import write_starter
+
+    for p in write_starter(Path(directory)):
+        click.echo(f"wrote {p}")
+    click.echo(f"next: edit {Path(directory) / 'auditor.yaml'}, then `auditor check-config -c "
+               f"{Path(directory) / 'auditor.yaml'}`")
+
+
+@cli.command("check-config")
+@config_option
+@click.pass_context
+@_handle
+def check_config_cmd(ctx: click.Context, config: str | None) -> None:
+    """Validate the config; list every problem; exit 2 if any (warnings alone exit 0)."""
+    from .config import check_config
+
+    path = _config_path(ctx)
+    settings, problems = check_config(path)
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        click.echo(("error: " if p.severity == "error" else "") + str(p), err=bool(errors))
+    if errors:
+        click.echo(f"{len(errors)} problem(s) in {path}.", err=True)
+        sys.exit(2)
+    assert settings is not None
+    click.echo(f"{path}: ok ({len(settings.chains)} chain(s), {len(settings.assets)} asset(s), "
+               f"{len(settings.wallets)} wallet(s), preset {settings.rules.preset}).")
+
+
+# --- polling -------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.option("--once", is_flag=True, help="Run one cycle and exit (the daemon is `auditor run`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the cycle as one JSON object on stdout.")
+@click.option("--fail-on", type=click.Choice(["warning", "critical"]), default=None,
+              help="Exit 1 if an alert of this severity or higher is firing after the cycle.")
+@click.pass_context
+@_handle
+def poll(ctx: click.Context, config: str | None, once: bool, as_json: bool, fail_on: str | None) -> None:
+    """Run one poll cycle: read chains, evaluate rules, store, deliver alerts."""
+    from .outbox import deliver_pending
+    from .notify import make_notifier
+    from .service import poll_exit_code, run_cycle
+    from .store import Store, cycle_lock
+
+    if not once:
+        raise click.UsageError("use `auditor poll --once` for one cycle, or `auditor run` for the daemon")
+    settings = _load(ctx)
+    with cycle_lock(settings.store.path):
+        store = Store.open(settings.store.path)
+        try:
+            outcome = run_cycle(settings, store)
+            notifiers = {c.name: make_notifier(c) for c in settings.alerts.channels}
+            deliver_pending(store, notifiers, settings.alerts, settings.exchange.id)
+        finally:
+            store.close()
+    if as_json:
+        _emit_json(outcome.poll)
+    else:
+        from .views import print_poll
+
+        print_poll(outcome.poll)
+    sys.exit(poll_exit_code(outcome, fail_on))
+
+
+@cli.command()
+@config_option
+@click.pass_context
+@_handle
+def run(ctx: click.Context, config: str | None) -> None:
+    """Run the daemon: poll every schedule.poll_every, serve /metrics /livez /readyz, heartbeat."""
+    from .daemon import run_daemon, setup_logging
+
+    setup_logging()
+    settings = _load(ctx)
+    sys.exit(run_daemon(settings))
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_handle
+def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
+    """Last cycle, exposure, firing alerts and data age."""
+    from .alerting import alert_json
+    from .store import Store
+
+    settings = _load(ctx)
+    store = Store.open(settings.store.path)
+    try:
+        last = store.last_cycle()
+        firing = [alert_json(a) for a in store.open_alerts().values()]
+    finally:
+        store.close()
+    age = None
+    if last is not None:
+        taken = datetime.fromisoformat(str(last["taken_at"]).replace("Z", "+00:00"))
+        age = int((datetime.now(UTC) - taken).total_seconds())
+    if as_json:
+        _emit_json({"last_cycle": last, "age_s": age, "firing": firing})
+        return
+    from .views import print_status
+
+    print_status(last, age, firing)
+
+
+# --- alerts --------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@click.pass_context
+def alerts(ctx: click.Context, config: str | None) -> None:
+    """List, acknowledge, resolve alerts and show their history (default: list)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(alerts_list)
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no user database in some containers
+        return f"uid:{os.getuid()}"
+
+
+@alerts.command("list")
+@config_option
+@click.option("--all", "show_all", is_flag=True, help="Include resolved alerts.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+@_handle
+def alerts_list(ctx: click.Context, config: str | None = None, show_all: bool = False,
+                as_json: bool = False) -> None:
+    """Firing alerts (with --all, resolved ones too)."""
+    from .alerting import alert_json
+    from .store import Store
+
+    settings = _load(ctx)
+    store = Store.open(settings.store.path)
+    try:
+        rows = [alert_json(a) for a in store.list_alerts(include_resolved=show_all)]
+    finally:
+        store.close()
+    if as_json:
+        _emit_json(rows)
+        return
+    from .views import print_alerts
+
+    print_alerts(rows)
+
+
+@alerts.command("ack")
+@config_option
+@click.argument("fingerprint")
+@click.option("--note", default="", help="Why; written to the audit log.")
+@click.option("--by", default=None, help="Who acknowledges (default: the OS user).")
+@click.pass_context
+@_handle
+def alerts_ack(ctx: click.Context, config: str | None, fingerprint: str, note: str, by: str | None) -> None:
+    """Acknowledge an alert: stops its repeats only (never escalation or new events)."""
+    from .store import Store
+
+    settings = _load(ctx)
+    store = Store.open(settings.store.path)
+    try:
+        fp = _resolve_fp(store, fingerprint)
+        store.ack_alert(fp, _who(by), note, datetime.now(UTC))
+    finally:
+        store.close()
+    click.echo(f"acknowledged {fp[:12]} by {_who(by)}")
+
+
+@alerts.command("resolve")
+@config_option
+@click.argument("fingerprint")
+@click.option("--reason", required=True, help="Why it is resolved; written to the audit log.")
+@click.option("--by", default=None, help="Who resolves (default: the OS user).")
+@click.pass_context
+@_handle
+def alerts_resolve(ctx: click.Context, config: str | None, fingerprint: str, reason: str,
+                   by: str | None) -> None:
+    """Resolve an alert by hand (event rules such as hot_drain resolve only this way).
+
+    The resolution is written to the audit log and announced on the critical route.
+    """
+    from .alerts_ops import resolve_by_hand
+    from .store import Store
+
+    settings = _load(ctx)
+    store = Store.open(settings.store.path)
+    try:
+        fp = _resolve_fp(store, fingerprint)
+        seq = resolve_by_hand(settings, store, fp, _who(by), reason, datetime.now(UTC))
+    finally:
+        store.close()
+    click.echo(f"resolved {fp[:12]} by {_who(by)} (audit seq {seq})")
+
+
+@alerts.command("history")
+@config_option
+@click.argument("fingerprint")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+@_handle
+def alerts_history(ctx: click.Context, config: str | None, fingerprint: str, as_json: bool) -> None:
+    """Every transition, acknowledgement and resolution of one alert."""
+    from .store import Store
+
+    settings = _load(ctx)
+    store = Store.open(settings.store.path)
+    try:
+        rows = store.alert_history(_resolve_fp(store, fingerprint))
+    finally:
+        store.close()
+    if as_json:
+        _emit_json(rows)
+        return
+    from .views import print_history
+
+    print_history(rows)
+
+
+def _resolve_fp(store: Any, given: str) -> str:
+    """A full fingerprint or a unique prefix (at least 6 hex digits)."""
+    given = given.lower()
+    if len(given) == 64:
+        if store.get_alert(given) is None:
+            raise AuditorError(f"no alert with fingerprint {given}; see `auditor alerts list --all`")
+        return given
+    if len(given) < 6:
+        raise click.UsageError("give the fingerprint or at least its first 6 characters")
+    matches = [a.fingerprint for a in store.list_alerts(include_resolved=True)
+               if a.fingerprint.startswith(given)]
+    if len(matches) != 1:
+        raise AuditorError(f"{given}… matches {len(matches)} alerts; give more characters "
+                           "(see `auditor alerts list --all`)")
+    return matches[0]
+
+
+# --- store ---------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help='Print {"ok", "records", "head"[, "first_bad"]}.')
+@click.option("--anchor", default=None, metavar="SEQ:HEX",
+              help="Also check that record SEQ has hash HEX (a head kept elsewhere).")
+@click.pass_context
+@_handle
+def verify(ctx: click.Context, config: str | None, as_json: bool, anchor: str | None) -> None:
+    """Recompute the audit log's hash chain; exit 1 on tampering or an anchor mismatch."""
+    from .store import Store
+
+    anchor_t = None
+    if anchor:
+        try:
+            s, h = anchor.split(":", 1)
+            anchor_t = (int(s), h.lower())
+        except ValueError:
+            raise click.UsageError("--anchor takes SEQ:HEX, e.g. 1234:9f86d08…") from None
+    settings = _load(ctx)
+    store = Store.open(settings.store.path)
+    try:
+        res = store.verify(anchor_t)
+    finally:
+        store.close()
+    bad = not res.ok or res.anchor_ok is False
+    if as_json:
+        out: dict[str, object] = {"ok": not bad, "records": res.records, "head": res.head}
+        if res.first_bad is not None:
+            out["first_bad"] = res.first_bad
+        if anchor_t is not None:
+            out["anchor_ok"] = bool(res.anchor_ok)
+        if res.reason:
+            out["reason"] = res.reason
+        _emit_json(out)
+    else:
+        if bad:
+            click.echo(f"TAMPERED: {res.reason or 'hash chain broken'}"
+                       + (f" (first bad seq {res.first_bad})" if res.first_bad is not None else ""))
+        else:
+            click.echo(f"ok: {res.records} records, head {res.head}"
+                       + (" (anchor matches)" if anchor_t else ""))
+    sys.exit(1 if bad else 0)
+
+
+# --- demo ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--out", default="demo-out", show_default=True, help="Where the demo leaves its config and store.")
+@click.option("--fast", is_flag=True, help="Skip the pauses between acts.")
+@_handle
+def demo(out: str, fast: bool) -> None:
+    """The whole story on a local chain, offline: a normal day, an approved
+    cold→hot top-up, then a Coincheck-style drain of the hot wallet."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(Path(out), pause=not fast))
 
 
 def main() -> None:
-    print("auditor: not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    cli(prog_name="auditor")

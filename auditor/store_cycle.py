@@ -100,7 +100,8 @@ class BalanceCache:
         return out
 
     def apply(self, changed: list[Balance], cycle: int) -> None:
-        assert self.values is not None
+        if self.values is None:  # never loaded (only failed cycles so far): load lazily later
+            return
         for chain, view, address, asset, amount in changed:
             self.values.setdefault((chain, view, asset), {})[address] = amount
         self.cycle = cycle

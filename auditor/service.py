@@ -1,0 +1,400 @@
+"""run_cycle(): one poll, orchestration only.
+
+Read every chain (concurrently, bounded by the cycle deadline), turn the
+readings into per-wallet totals, load prices and the ledger, compute the
+exposure, evaluate the rules, advance the alerts, and write all of it to the
+store in one transaction. The arithmetic lives in the pure modules; the I/O
+lives here and in chains/, ledger, prices and store.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from . import alerting, rules
+from .chains.base import ChainClient, make_client
+from .config import config_material, diff_material
+from .errors import AuditorError
+from .exposure import Exposure, compute_exposure, exposure_json
+from .ledger import load_liabilities
+from .model import ChainReading, Evaluation, Liabilities, Transition
+from .prices import load_prices
+from .settings import Settings
+from .store import CycleRecord, Store
+from .units import rescale
+
+__all__ = ["CycleOutcome", "run_cycle", "poll_exit_code", "rfc3339"]
+
+log = logging.getLogger("auditor.service")
+
+ClientFactory = Callable[[str], ChainClient]
+
+
+@dataclass
+class CycleOutcome:
+    status: str  # ok | partial | failed
+    cycle_id: int | None
+    poll: dict[str, object]
+    head: str
+    duration_s: float
+    chain_lag_s: dict[str, float] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Totals:
+    """Per wallet/asset totals of the readable chains, per view."""
+
+    settled: dict[tuple[str, str], int] = field(default_factory=dict)
+    watch: dict[tuple[str, str], int] = field(default_factory=dict)
+    nonces: dict[str, dict[str, int]] = field(default_factory=lambda: {"settled": {}, "watch": {}})
+    addresses: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+
+
+def run_cycle(
+    settings: Settings,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    deadline_s: float | None = None,
+    clients: Mapping[str, ChainClient] | None = None,
+) -> CycleOutcome:
+    """Run one cycle and store it. Never raises for chain or input trouble:
+    that becomes `stale_data`; raises AuditorError only if the store fails."""
+    started = time.monotonic()
+    now = now or datetime.now(UTC)
+    budget = deadline_s if deadline_s is not None else 0.8 * settings.schedule.poll_every
+    readings = _read_chains(settings, clients, started + budget)
+    totals, bad_chains = _wallet_totals(settings, readings)
+    for name, reason in bad_chains.items():
+        readings[name] = ChainReading(chain=name, ok=False, settled=None, watch=None,
+                                      problems=readings[name].problems, error=reason)
+    ok_chains = [n for n, r in readings.items() if r.ok]
+
+    in_scope = _assets_in_scope(settings)
+    prices = load_prices(settings.prices, settings.assets, now)
+    liabilities, liab_error = _load_ledger(settings)
+
+    inputs_ok = liab_error is None and all(prices.get(a) for a in in_scope)
+    if not ok_chains:
+        status = "failed"
+    elif len(ok_chains) < len(readings) or not inputs_ok:
+        status = "partial"
+    else:
+        status = "ok"
+
+    exposure: Exposure | None = None
+    if status != "failed":
+        exposure = compute_exposure(
+            settings.wallets, settings.assets, totals.settled, prices, liabilities,
+            settings.rules.scope_classes, now, settings.prices.max_age, settings.exchange.fiat,
+        )
+
+    material = config_material(settings)
+    digest = _digest(material)
+    last_cfg = store.last_config()
+    diff = None
+    if last_cfg is not None and last_cfg[0] != digest:
+        diff = diff_material(last_cfg[1], material) or ["config changed"]
+
+    evaluations = _evaluate(settings, store, now, readings, totals, exposure, prices,
+                            liabilities, liab_error, diff, status)
+    if status == "failed":
+        # A failed cycle decides nothing but staleness.
+        evaluations = [e for e in evaluations if e.rule == "stale_data"]
+    update = alerting.advance(
+        evaluations, store.open_alerts(), now, settings.exchange.id,
+        settings.alerts.repeat_every, status != "ok",
+    )
+    deliveries = _deliveries(settings, update.transitions, update.alerts, last_cfg is not None and diff)
+    consumed = sorted({a for e in evaluations for a in getattr(e, "consumed", frozenset())})
+
+    poll = _poll_json(settings, now, status, readings, exposure, update, store)
+    rec = CycleRecord(
+        taken_at=now,
+        status=status,
+        reason=_reason(readings, liab_error) if status != "ok" else None,
+        chains={n: _chain_json(r) for n, r in readings.items()},
+        totals=_totals_rows(totals) if status != "failed" else [],
+        nonces=[(v, w, n) for v, m in totals.nonces.items() for w, n in m.items()] if status != "failed" else [],
+        address_balances=totals.addresses if status != "failed" else [],
+        exposure=poll["exposure"] if status != "failed" else None,  # type: ignore[arg-type]
+        findings=[_finding_json(f) for e in evaluations for f in e.findings],
+        alerts=update.alerts,
+        transitions=update.transitions,
+        deliveries=deliveries,
+        consumed_approvals=consumed,
+        config=material if last_cfg is None or last_cfg[0] != digest else None,
+        config_digest=digest,
+        poll=poll,
+    )
+    result = store.write_cycle(rec)
+    poll["cycle"] = result.cycle_id
+    lag = {n: max(0.0, (now.timestamp() - r.head_timestamp)) for n, r in readings.items()
+           if r.head_timestamp is not None}
+    transitions = [
+        _with_seq(t, s) for t, s in zip(update.transitions, result.seqs, strict=True)
+    ]
+    return CycleOutcome(status=status, cycle_id=result.cycle_id, poll=poll, head=result.head,
+                        duration_s=time.monotonic() - started, chain_lag_s=lag,
+                        transitions=transitions)
+
+
+def poll_exit_code(outcome: CycleOutcome, fail_on: str | None) -> int:
+    """DESIGN.md exit codes: 3 failed; 1 when --fail-on matched; else 0 (partial included)."""
+    if outcome.status == "failed":
+        return 3
+    if fail_on:
+        floor = 1 if fail_on == "warning" else 2
+        for a in outcome.poll.get("alerts", []):  # type: ignore[union-attr]
+            if a["state"] == "firing" and (2 if a["severity"] == "critical" else 1) >= floor:
+                return 1
+    return 0
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def _read_chains(settings: Settings, clients: Mapping[str, ChainClient] | None,
+                 deadline: float) -> dict[str, ChainReading]:
+    own = clients is None
+    use = dict(clients) if clients is not None else {n: make_client(c) for n, c in settings.chains.items()}
+    out: dict[str, ChainReading] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(use)), thread_name_prefix="chain")
+    try:
+        futures = {}
+        for name, client in use.items():
+            wallets = [w for w in settings.wallets if w.chain == name]
+            futures[name] = pool.submit(client.read, wallets, settings.assets, deadline)
+        for name, fut in futures.items():
+            try:
+                out[name] = fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            except concurrent.futures.TimeoutError:
+                out[name] = _unreadable(name, "not read by the cycle deadline")
+            except Exception as e:  # a client bug must not become a zero balance
+                log.exception("chain %s: read crashed", name)
+                out[name] = _unreadable(name, f"read failed: {type(e).__name__}")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if own:
+            for c in use.values():
+                try:
+                    c.close()
+                except Exception:  # pragma: no cover - closing is best effort
+                    pass
+    return out
+
+
+def _unreadable(name: str, reason: str) -> ChainReading:
+    return ChainReading(chain=name, ok=False, settled=None, watch=None, error=reason)
+
+
+def _wallet_totals(settings: Settings, readings: Mapping[str, ChainReading]) -> tuple[_Totals, dict[str, str]]:
+    """Sum address balances per wallet/asset in the asset's decimals; a missing
+    balance in a reading that claims ok makes the chain unreadable, never zero."""
+    t = _Totals()
+    bad: dict[str, str] = {}
+    for w in settings.wallets:
+        r = readings.get(w.chain)
+        if r is None or not r.ok or w.chain in bad:
+            continue
+        try:
+            for view_name, view in (("settled", r.settled), ("watch", r.watch)):
+                assert view is not None
+                dest = t.settled if view_name == "settled" else t.watch
+                for asset in w.assets:
+                    dep = settings.assets[asset].on_chain(w.chain)
+                    assert dep is not None
+                    total = 0
+                    for addr in w.addresses:
+                        raw = view.balances[(addr.lower(), asset)]
+                        amount = rescale(raw, dep.decimals, settings.assets[asset].decimals)
+                        total += amount
+                        t.addresses.append((w.chain, view_name, addr.lower(), asset, amount))
+                    dest[(w.name, asset)] = total
+                t.nonces[view_name][w.name] = sum(view.nonces[a.lower()] for a in w.addresses)
+        except (KeyError, AssertionError):
+            bad[w.chain] = f"the reading of wallet {w.name} is incomplete"
+    if bad:  # drop everything of a chain that turned out unreadable
+        names = {w.name for w in settings.wallets if w.chain in bad}
+        for d in (t.settled, t.watch):
+            for k in [k for k in d if k[0] in names]:
+                del d[k]
+        for m in t.nonces.values():
+            for k in [k for k in m if k in names]:
+                del m[k]
+        t.addresses = [a for a in t.addresses if a[0] not in bad]
+    return t, bad
+
+
+def _load_ledger(settings: Settings) -> tuple[Liabilities | None, str | None]:
+    if settings.liabilities is None:
+        return None, None
+    try:
+        return load_liabilities(settings.liabilities, settings.assets), None
+    except AuditorError as e:
+        return None, str(e)
+
+
+def _assets_in_scope(settings: Settings) -> list[str]:
+    scope = settings.rules.scope_classes
+    return [a for a, s in settings.assets.items() if scope is None or s.cls in scope]
+
+
+# --- rules -------------------------------------------------------------------
+
+
+def _evaluate(settings: Settings, store: Store, now: datetime,
+              readings: Mapping[str, ChainReading], totals: _Totals, exposure: Exposure | None,
+              prices: Mapping[str, object], liabilities: Liabilities | None,
+              liab_error: str | None, diff: list[str] | None, status: str) -> list[Evaluation]:
+    longest = max((w.window for w in settings.rules.hot_drain.windows), default=0)
+    history = store.watch_history(now - timedelta(seconds=longest)) if status != "failed" else []
+    last = store.last_watch()
+    inp = rules.RuleInput(
+        now=now,
+        exchange_id=settings.exchange.id,
+        rules=settings.rules,
+        wallets=settings.wallets,
+        assets=settings.assets,
+        exposure=exposure,
+        prices=prices,
+        watch_now=totals.watch,
+        nonces_now=totals.nonces["watch"],
+        watch_history=history,
+        prev_watch=last[0] if last else None,
+        prev_nonces=last[1] if last else None,
+        approvals=settings.approvals,
+        used_approvals=frozenset(store.used_approvals()),
+        config_digest_changed=diff,
+        chain_status={n: _chain_status(settings, store, n, r, now) for n, r in readings.items()},
+        liabilities_status=rules.InputStatus.from_liabilities(liabilities, liab_error, settings, now)
+        if hasattr(rules, "InputStatus") else None,
+        price_status=None,
+        last_ok_cycle_at=store.last_ok_cycle_at(),
+        poll_every=settings.schedule.poll_every,
+    )
+    return rules.evaluate_all(inp)
+
+
+def _chain_status(settings: Settings, store: Store, name: str, r: ChainReading, now: datetime) -> rules.ChainStatus:
+    max_age = settings.chains[name].max_head_age
+    head_age = int(now.timestamp() - r.head_timestamp) if r.head_timestamp is not None else None
+    advanced = None
+    heads = store.last_heads()
+    if r.ok and r.watch is not None and name in heads:
+        prev_block, _hash, first_seen = heads[name]
+        advanced = r.watch.block.number > prev_block or (now - first_seen).total_seconds() <= max_age
+    return rules.ChainStatus(ok=r.ok, error=r.error, problems=r.problems, head_age_s=head_age,
+                             max_head_age=max_age, head_advanced=advanced)
+
+
+# --- alerts and output ---------------------------------------------------------
+
+
+def _deliveries(settings: Settings, transitions: Sequence[Transition], alerts: Sequence[object],
+                config_changed: object) -> list[tuple[str, list[int]]]:
+    wallet_chain = {w.name: w.chain for w in settings.wallets}
+    by_fp = {getattr(a, "fingerprint"): a for a in alerts}
+    per_channel: dict[str, list[int]] = {}
+    for i, t in enumerate(transitions):
+        notified = getattr(by_fp.get(t.fingerprint), "notified_channels", ()) if t.kind == "resolved" else ()
+        names = list(notified) or alerting.route(t, settings.alerts.routes, wallet_chain)
+        for ch in names:
+            per_channel.setdefault(ch, []).append(i)
+    return list(per_channel.items())
+
+
+def _poll_json(settings: Settings, now: datetime, status: str, readings: Mapping[str, ChainReading],
+               exposure: Exposure | None, update: alerting.AlertUpdate, store: Store) -> dict[str, object]:
+    firing = {fp: a for fp, a in store.open_alerts().items()}
+    for a in update.alerts:
+        if a.state == "firing":
+            firing[a.fingerprint] = a
+        else:
+            firing.pop(a.fingerprint, None)
+    resolved = [a for a in update.alerts if a.state == "resolved"]
+    return {
+        "exchange": settings.exchange.id,
+        "cycle": None,
+        "taken_at": rfc3339(now),
+        "status": status,
+        "chains": {n: _chain_view_json(r, status) for n, r in readings.items()},
+        "exposure": exposure_json(exposure) if exposure is not None and status != "failed" else None,
+        "alerts": [alerting.alert_json(a) for a in [*firing.values(), *resolved]],
+    }
+
+
+def _chain_view_json(r: ChainReading, status: str) -> dict[str, object]:
+    ok = r.ok and status != "failed"
+    out: dict[str, object] = {"ok": ok}
+    if ok and r.settled and r.watch:
+        out["settled"] = {"block": r.settled.block.number, "block_hash": r.settled.block.hash}
+        out["watch"] = {"block": r.watch.block.number, "block_hash": r.watch.block.hash}
+    elif r.error:
+        out["error"] = r.error
+    return out
+
+
+def _chain_json(r: ChainReading) -> dict[str, object]:
+    def view(v: object) -> object:
+        if v is None:
+            return None
+        b = v.block  # type: ignore[attr-defined]
+        return {"block": b.number, "block_hash": b.hash, "timestamp": b.timestamp}
+
+    return {
+        "ok": r.ok,
+        "error": r.error,
+        "settled": view(r.settled),
+        "watch": view(r.watch),
+        "head_timestamp": r.head_timestamp,
+        "problems": [{"severity": p.severity, "provider": p.provider, "message": p.message,
+                      "values": dict(p.values)} for p in r.problems],
+    }
+
+
+def _totals_rows(t: _Totals) -> list[tuple[str, str, str, int]]:
+    rows = [("settled", w, a, v) for (w, a), v in t.settled.items()]
+    rows += [("watch", w, a, v) for (w, a), v in t.watch.items()]
+    return rows
+
+
+def _finding_json(f: object) -> dict[str, object]:
+    from .units import format_decimal
+
+    def d(v: object) -> object:
+        return None if v is None else format_decimal(v)  # type: ignore[arg-type]
+
+    return {"rule": f.rule, "subject": f.subject, "severity": f.severity,  # type: ignore[attr-defined]
+            "summary": f.summary, "value": d(f.value), "threshold": d(f.threshold),  # type: ignore[attr-defined]
+            "details": f.details}  # type: ignore[attr-defined]
+
+
+def _reason(readings: Mapping[str, ChainReading], liab_error: str | None) -> str:
+    parts = [f"{n}: {r.error}" for n, r in readings.items() if not r.ok]
+    if liab_error:
+        parts.append(f"liabilities: {liab_error}")
+    return "; ".join(parts) or "an input is missing"
+
+
+def _digest(material: Mapping[str, object]) -> str:
+    raw = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _with_seq(t: Transition, seq: int) -> Transition:
+    from dataclasses import replace
+
+    return replace(t, seq=seq)
