@@ -23,6 +23,7 @@ from .rules import EVENT_RULES, RATIO_RULES
 from .settings import RouteSettings
 
 __all__ = [
+    "format_value",
     "AlertUpdate",
     "fingerprint",
     "advance",
@@ -252,7 +253,8 @@ def rfc3339(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _number(rule: str, v: object) -> str | None:
+def format_value(rule: str, v: object) -> str | None:
+    """A finding's value or threshold as JSON text: ratios rounded to 12 places, else exact."""
     if v is None:
         return None
     d = v if isinstance(v, Decimal) else units.parse_decimal(v)  # type: ignore[arg-type]
@@ -271,8 +273,8 @@ def alert_json(a: Alert | Transition) -> dict[str, object]:
         "subject": a.subject,
         "severity": a.severity,
         "state": state,
-        "value": _number(a.rule, a.value),
-        "threshold": _number(a.rule, a.threshold),
+        "value": format_value(a.rule, a.value),
+        "threshold": format_value(a.rule, a.threshold),
         "fingerprint": a.fingerprint,
         "summary": a.summary,
         "since": rfc3339(since),

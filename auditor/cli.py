@@ -48,7 +48,7 @@ def _load(ctx: click.Context) -> Any:
     path = _config_path(ctx)
     settings = load_config(path)
     for w in settings.warnings:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(w, err=True)
     return settings
 
 

@@ -12,7 +12,10 @@ __all__ = ["print_poll", "print_status", "print_alerts", "print_history", "expos
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False, width=120)
+    c = Console(highlight=False, soft_wrap=False)
+    if not c.is_terminal and "COLUMNS" not in __import__("os").environ:
+        c.width = 160  # piped into a file or a ticket: do not squeeze amounts into 80 columns
+    return c
 
 
 def exposure_table(exposure: Mapping[str, Any] | None) -> Table | str:
@@ -22,8 +25,8 @@ def exposure_table(exposure: Mapping[str, Any] | None) -> Table | str:
                     f"hot ratio {_pct(exposure.get('hot_ratio'))}", title_justify="left")
     cols = ["asset", "class", "hot", "warm", "deposit", "cold", "online (N)", "liabilities (L)",
             "guarantee (G)", "proprietary", "price", "N/L"]
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("asset", "class") else "right")
+    for c in cols:  # fold, never truncate: an amount with hidden digits is a wrong amount
+        t.add_column(c, justify="left" if c in ("asset", "class") else "right", overflow="fold")
     for sym, a in exposure["assets"].items():
         t.add_row(sym, a["class"], a["hot"], a["warm"], a["deposit"], a["cold"], a["online"],
                   _s(a["liabilities"]), a["guarantee"], a["proprietary"], _s(a["price"]),
@@ -32,17 +35,20 @@ def exposure_table(exposure: Mapping[str, Any] | None) -> Table | str:
 
 
 def alerts_table(rows: Sequence[Mapping[str, Any]], title: str = "Alerts") -> Table | str:
+    """One row per alert; the summaries (what to do) follow as a numbered caption."""
     if not rows:
         return f"{title}: none"
-    t = Table(title=title, title_justify="left")
-    for c in ("severity", "state", "rule", "subject", "value", "threshold", "since", "fingerprint", "summary"):
+    t = Table(title=title, title_justify="left", caption_justify="left")
+    for c in ("#", "severity", "state", "rule", "subject", "value", "threshold", "since", "fingerprint"):
         t.add_column(c, overflow="fold")
-    for a in rows:
+    notes = []
+    for i, a in enumerate(rows, start=1):
         style = "bold red" if a["severity"] == "critical" and a["state"] == "firing" else (
             "yellow" if a["state"] == "firing" else "green")
-        t.add_row(a["severity"], a["state"], a["rule"], a["subject"], _s(a.get("value")),
-                  _s(a.get("threshold")), _s(a.get("since")), a["fingerprint"][:12], a.get("summary", ""),
-                  style=style)
+        t.add_row(str(i), a["severity"], a["state"], a["rule"], a["subject"], _s(a.get("value")),
+                  _s(a.get("threshold")), _s(a.get("since")), a["fingerprint"][:12], style=style)
+        notes.append(f"{i}. {a.get('summary', '')}")
+    t.caption = "\n".join(notes)
     return t
 
 

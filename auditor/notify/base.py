@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from ..alerting import format_value
 
 if TYPE_CHECKING:
     import httpx
@@ -88,6 +89,8 @@ def wire_alert(transition: dict[str, Any]) -> dict[str, Any]:
     state = transition.get("state") or ("resolved" if kind == "resolved" else "firing")
     out: dict[str, Any] = {k: transition.get(k) for k in _ALERT_KEYS}
     out["state"] = state
+    for key in ("value", "threshold"):  # the audit log keeps them exact; messages round ratios
+        out[key] = format_value(str(out.get("rule")), out.get(key))
     out["transition"] = kind
     out["seq"] = transition.get("seq")
     for key, value in transition.items():
