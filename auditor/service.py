@@ -117,7 +117,8 @@ def run_cycle(
         evaluations, store.open_alerts(), now, settings.exchange.id,
         settings.alerts.repeat_every, status != "ok",
     )
-    deliveries = _deliveries(settings, update.transitions, update.alerts, last_cfg is not None and diff)
+    deliveries = _deliveries(settings, update.transitions, update.alerts,
+                             last_cfg[1] if last_cfg is not None else None)
     consumed = sorted({a for e in evaluations for a in getattr(e, "consumed", frozenset())})
 
     poll = _poll_json(settings, now, status, readings, exposure, update, store)
@@ -304,16 +305,29 @@ def _chain_status(settings: Settings, store: Store, name: str, r: ChainReading, 
 
 
 def _deliveries(settings: Settings, transitions: Sequence[Transition], alerts: Sequence[object],
-                config_changed: object) -> list[tuple[str, list[int]]]:
+                previous_material: Mapping[str, object] | None) -> list[tuple[str, list[int]]]:
     wallet_chain = {w.name: w.chain for w in settings.wallets}
     by_fp = {getattr(a, "fingerprint"): a for a in alerts}
+    configured = {c.name for c in settings.alerts.channels}
     per_channel: dict[str, list[int]] = {}
     for i, t in enumerate(transitions):
         notified = getattr(by_fp.get(t.fingerprint), "notified_channels", ()) if t.kind == "resolved" else ()
         names = list(notified) or alerting.route(t, settings.alerts.routes, wallet_chain)
-        for ch in names:
+        if t.rule == "config_changed" and previous_material:
+            # Whoever was paged for critical alerts before the change hears of it too:
+            # an intruder who reroutes alerts must not silence the announcement.
+            names += [c for c in _critical_channels(previous_material) if c in configured]
+        for ch in dict.fromkeys(names):
             per_channel.setdefault(ch, []).append(i)
     return list(per_channel.items())
+
+
+def _critical_channels(material: Mapping[str, object]) -> list[str]:
+    out: list[str] = []
+    for r in material.get("routes", []) or []:  # type: ignore[union-attr]
+        if isinstance(r, dict) and "critical" in r.get("severity", []):
+            out += [str(c) for c in r.get("channels", [])]
+    return out
 
 
 def _poll_json(settings: Settings, now: datetime, status: str, readings: Mapping[str, ChainReading],
