@@ -7,7 +7,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
 from auditor.chains.ethereum import _unique_labels
-from auditor.chains.ethereum_read import BalanceQuery, build_plan
+from auditor.chains.ethereum_read import build_plan
 from auditor.chains.multicall import (AGGREGATE3, BALANCE_OF, GET_ETH_BALANCE, address_call,
                                       decode_aggregate3, decode_uint256, encode_aggregate3)
 from auditor.settings import (AssetSettings, ChainSettings, Deployment, RpcEndpoint, Secret,
@@ -66,8 +66,8 @@ def test_read_plan_dedupes_addresses_lowercases_and_skips_other_chains():
                WalletSettings("pol", "polygon", "hot", "customer", (MC,), ("POL",))]
     plan = build_plan(_chain(), wallets, assets)
     assert plan.addresses == (HOLDER.lower(),)
-    assert plan.queries == (BalanceQuery(HOLDER.lower(), "ETH", None),
-                            BalanceQuery(HOLDER.lower(), "USDC", TOKEN.lower()))
+    assert plan.keys == ((HOLDER.lower(), "ETH"), (HOLDER.lower(), "USDC"))
+    assert plan.tokens == {"ETH": None, "USDC": TOKEN.lower()}
 
 
 def test_providers_on_one_host_and_port_get_distinct_labels():

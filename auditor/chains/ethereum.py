@@ -42,6 +42,7 @@ class EthereumClient:
         labels = _unique_labels([e.label for e in chain.rpc])
         self._readers = [ProviderReader(RpcConnection(e, label), chain.multicall3)
                          for e, label in zip(chain.rpc, labels)]
+        self._plan: tuple[object, ReadPlan] | None = None
 
     def close(self) -> None:
         for reader in self._readers:
@@ -51,11 +52,20 @@ class EthereumClient:
              deadline: float | None = None) -> ChainReading:
         started = time.monotonic()
         try:
-            reading = self._read(build_plan(self.chain, wallets, assets), deadline)
+            reading = self._read(self._plan_for(wallets, assets), deadline)
         except Exception as exc:  # a bug must not take the cycle down; never a zero either
             log.exception("reading chain %s failed unexpectedly", self.name)
             reading = self._failed(f"unexpected {type(exc).__name__} while reading", [])
         return _with_elapsed(reading, time.monotonic() - started)
+
+    def _plan_for(self, wallets: Sequence[WalletSettings],
+                  assets: Mapping[str, AssetSettings]) -> ReadPlan:
+        """The same wallets read every cycle: reuse the plan (and its keys, shared by
+        consecutive readings) instead of rebuilding 100k addresses x assets each time."""
+        key = (tuple(wallets), tuple(assets.items()))
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, build_plan(self.chain, wallets, assets))
+        return self._plan[1]
 
     def _read(self, plan: ReadPlan, deadline: float | None) -> ChainReading:
         problems: list[ProviderProblem] = []

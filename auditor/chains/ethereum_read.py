@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..model import BlockRef, ChainView
 from ..settings import AssetSettings, ChainSettings, WalletSettings
@@ -28,7 +28,6 @@ __all__ = [
     "MAX_POST_BYTES",
     "RPC_BATCH",
     "PARALLEL_POSTS",
-    "BalanceQuery",
     "ReadPlan",
     "build_plan",
     "ProviderReader",
@@ -43,47 +42,48 @@ _ZERO_ADDRESS = "0x" + "00" * 20
 Call = tuple[str, Sequence[Any]]
 
 
-class BalanceQuery(NamedTuple):
-    address: str  # lowercase 0x hex
-    asset: str
-    token: str | None  # lowercase ERC-20 address; None: the chain's native coin
-
-
 @dataclass(frozen=True)
 class ReadPlan:
     """What to read on one chain: every (address, asset) balance and every nonce.
 
-    `keys[i]` is `(queries[i].address, queries[i].asset)`, made once and shared by
-    both views' balance maps (100k addresses x 3 assets: memory counts).
+    `keys` are the balance map keys, made once and shared by both views (and by
+    consecutive readings while the plan is cached): 100k addresses x 3 assets
+    make memory count. `tokens[asset]` is the lowercase ERC-20 address, or None
+    for the chain's native coin.
     """
 
-    queries: tuple[BalanceQuery, ...]
-    addresses: tuple[str, ...]
-    keys: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.keys:
-            object.__setattr__(self, "keys", tuple((q.address, q.asset) for q in self.queries))
+    keys: tuple[tuple[str, str], ...]  # (lowercase address, asset symbol)
+    addresses: tuple[str, ...]  # lowercase, for nonces
+    tokens: dict[str, str | None]
 
 
 def build_plan(chain: ChainSettings, wallets: Sequence[WalletSettings],
                assets: Mapping[str, AssetSettings]) -> ReadPlan:
-    queries: dict[tuple[str, str], BalanceQuery] = {}
+    keys: dict[tuple[str, str], None] = {}
     addresses: dict[str, None] = {}
+    tokens: dict[str, str | None] = {}
     for wallet in wallets:
         if wallet.chain != chain.name:
             continue
+        symbols = [s for s in wallet.assets if _token_of(chain, assets, s, tokens)]
         for raw in wallet.addresses:
             address = raw.lower()
             addresses[address] = None
-            for symbol in wallet.assets:
-                asset = assets.get(symbol)
-                deployment = asset.on_chain(chain.name) if asset else None
-                if deployment is None and symbol != chain.native_asset:
-                    continue  # not on this chain: config validation reports it
-                token = deployment.token.lower() if deployment and deployment.token else None
-                queries[(address, symbol)] = BalanceQuery(address, symbol, token)
-    return ReadPlan(tuple(queries.values()), tuple(addresses))
+            for symbol in symbols:
+                keys[(address, symbol)] = None
+    return ReadPlan(tuple(keys), tuple(addresses), tokens)
+
+
+def _token_of(chain: ChainSettings, assets: Mapping[str, AssetSettings], symbol: str,
+              tokens: dict[str, str | None]) -> bool:
+    """Record the asset's token on this chain; False if it has no deployment here."""
+    if symbol not in tokens:
+        asset = assets.get(symbol)
+        deployment = asset.on_chain(chain.name) if asset else None
+        if deployment is None and symbol != chain.native_asset:
+            return False  # not on this chain: config validation reports it
+        tokens[symbol] = deployment.token.lower() if deployment and deployment.token else None
+    return True
 
 
 def parse_block(raw: Any, expected: int | None, what: str) -> BlockRef:
@@ -114,62 +114,77 @@ class _ViewReader:
     def view(self) -> ChainView:
         return ChainView(self.block, self.balances, self.nonces)
 
-    def _bad_balance(self, q: BalanceQuery, data: bytes) -> RpcFailure:
-        hint = ("" if q.token is None else
-                f": is {q.token} the {q.asset} ERC-20 contract on this chain? "
-                f"check assets.{q.asset}.deployments")
-        return RpcFailure(f"{_call_name(q)} returned {len(data)} bytes, not 32, "
+    def _bad_balance(self, key: tuple[str, str], data: bytes) -> RpcFailure:
+        token = self.plan.tokens[key[1]]
+        hint = ("" if token is None else
+                f": is {token} the {key[1]} ERC-20 contract on this chain? "
+                f"check assets.{key[1]}.deployments")
+        return RpcFailure(f"{self._call_name(key)} returned {len(data)} bytes, not 32, "
                           f"at block {self.block.number}{hint}")
 
+    def _call_name(self, key: tuple[str, str]) -> str:
+        token = self.plan.tokens[key[1]]
+        if token is None:
+            return f"{key[1]} balance of {key[0]}"
+        return f"balanceOf({key[0]}) on {key[1]} token {token}"
+
     def multicall_jobs(self, multicall: str) -> list[_Job]:
-        n = len(self.plan.queries)
+        n = len(self.plan.keys)
         return [_Job(1, 200 + 400 * min(MULTICALL_CHUNK, n - i),
                      lambda i=i: self._multicall_request(multicall, i),
                      lambda r, i=i: self._take_multicall(i, r[0]))
                 for i in range(0, n, MULTICALL_CHUNK)]
 
     def _multicall_request(self, multicall: str, start: int) -> list[Call]:
-        calls = [(q.token, address_call(BALANCE_OF, q.address)) if q.token else
-                 (multicall, address_call(GET_ETH_BALANCE, q.address))
-                 for q in self.plan.queries[start:start + MULTICALL_CHUNK]]
+        tokens = self.plan.tokens
+        calls = []
+        for address, asset in self.plan.keys[start:start + MULTICALL_CHUNK]:
+            token = tokens[asset]
+            calls.append((token, address_call(BALANCE_OF, address)) if token else
+                         (multicall, address_call(GET_ETH_BALANCE, address)))
         data = encode_aggregate3(calls)
         return [("eth_call", RawParams(f'[{{"to":"{multicall}","data":"{data}"}},{self._pin_json}]'))]
 
     def _take_multicall(self, start: int, result: Any) -> None:
-        queries = self.plan.queries[start:start + MULTICALL_CHUNK]
+        keys = self.plan.keys[start:start + MULTICALL_CHUNK]
         try:
-            answers = decode_aggregate3(hex_bytes(result, "aggregate3"), len(queries))
+            answers = decode_aggregate3(hex_bytes(result, "aggregate3"), len(keys))
         except ValueError as exc:
             raise RpcFailure(f"{exc} at block {self.block.number}") from None
         balances, word = self.balances, int.from_bytes
-        for key, q, (success, data) in zip(self.plan.keys[start:], queries, answers):
+        for key, (success, data) in zip(keys, answers):
             if not success:
-                raise RpcFailure(f"{_call_name(q)} reverted at block {self.block.number}")
+                raise RpcFailure(f"{self._call_name(key)} reverted at block {self.block.number}")
             if len(data) != 32:  # a token address without code answers success + nothing
-                raise self._bad_balance(q, data)
+                raise self._bad_balance(key, data)
             balances[key] = word(data, "big")
 
     def batch_jobs(self) -> list[_Job]:
-        n = len(self.plan.queries)
+        n = len(self.plan.keys)
         return [_Job(min(RPC_BATCH, n - i), 200 * min(RPC_BATCH, n - i),
                      lambda i=i: self._batch_request(i), lambda r, i=i: self._take_batch(i, r))
                 for i in range(0, n, RPC_BATCH)]
 
     def _batch_request(self, start: int) -> list[Call]:
-        pin = self._pin_json
-        return [("eth_call", RawParams(
-                    f'[{{"to":"{q.token}","data":"0x{address_call(BALANCE_OF, q.address)}"}},{pin}]'))
-                if q.token else ("eth_getBalance", RawParams(f'["{q.address}",{pin}]'))
-                for q in self.plan.queries[start:start + RPC_BATCH]]
+        pin, tokens = self._pin_json, self.plan.tokens
+        calls: list[Call] = []
+        for address, asset in self.plan.keys[start:start + RPC_BATCH]:
+            token = tokens[asset]
+            if token is None:
+                calls.append(("eth_getBalance", RawParams(f'["{address}",{pin}]')))
+            else:
+                data = address_call(BALANCE_OF, address)
+                calls.append(("eth_call", RawParams(f'[{{"to":"{token}","data":"0x{data}"}},{pin}]')))
+        return calls
 
     def _take_batch(self, start: int, results: list[Any]) -> None:
-        for key, q, result in zip(self.plan.keys[start:], self.plan.queries[start:], results):
-            if q.token is None:
-                self.balances[key] = hex_int(result, _call_name(q))
+        for key, result in zip(self.plan.keys[start:], results):
+            if self.plan.tokens[key[1]] is None:
+                self.balances[key] = hex_int(result, self._call_name(key))
                 continue
-            data = hex_bytes(result, _call_name(q))
+            data = hex_bytes(result, self._call_name(key))
             if len(data) != 32:
-                raise self._bad_balance(q, data)
+                raise self._bad_balance(key, data)
             self.balances[key] = int.from_bytes(data, "big")
 
     def nonce_jobs(self) -> list[_Job]:
@@ -195,12 +210,6 @@ class _Job:
     size: int  # estimated request bytes
     build: Callable[[], list[Call]]
     take: Callable[[list[Any]], None]
-
-
-def _call_name(q: BalanceQuery) -> str:
-    if q.token is None:
-        return f"{q.asset} balance of {q.address}"
-    return f"balanceOf({q.address}) on {q.asset} token {q.token}"
 
 
 class ProviderReader:
@@ -241,6 +250,7 @@ class ProviderReader:
             if self._blocks(settled, watch, deadline) != (s_block, w_block):
                 raise RpcFailure("block hashes changed during the read (reorg?); "
                                  "the next read retries")
+        _share_equal_values(readers[0].balances, readers[1].balances)
         return readers[0].view(), readers[1].view()
 
     def _blocks(self, settled: int, watch: int, deadline: float | None) -> tuple[BlockRef, BlockRef]:
@@ -282,6 +292,15 @@ class ProviderReader:
             for f in pending:
                 f.cancel()
             _raise_first(futures)
+
+
+def _share_equal_values(settled: dict[tuple[str, str], int],
+                        watch: dict[tuple[str, str], int]) -> None:
+    """Most balances are the same in both views: keep one int object, not two."""
+    for key, value in watch.items():
+        same = settled.get(key)
+        if same == value and same is not value:
+            watch[key] = same  # replacing a value while iterating is allowed
 
 
 def _pack(jobs: list[_Job]) -> list[list[_Job]]:
