@@ -288,7 +288,7 @@ class ProviderReader:
             return
         with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
             futures = [pool.submit(_send, self.conn, post, deadline) for post in posts]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for f in pending:
                 f.cancel()
             _raise_first(futures)

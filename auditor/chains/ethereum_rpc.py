@@ -31,7 +31,10 @@ class RawParams(str):
 
 # int() forgives "_", spaces and signs: check the shape strictly first.
 _QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}\Z").match
-_MAX_MESSAGE = 160  # node error texts are cut: a reason is a line, not a dump
+_MAX_MESSAGE = 160
+_HTTP_HINTS = {401: ": check the API key in the RPC URL", 403: ": check the API key in the RPC URL",
+               404: ": check the RPC URL's path", 413: ": request too large for this node",
+               429: ": rate limited by the provider"}  # node error texts are cut: a reason is a line, not a dump
 
 
 class RpcFailure(Exception):
@@ -114,7 +117,8 @@ class RpcConnection:
             # httpx messages may name the URL: only the exception type goes out.
             raise RpcFailure(f"connection failed ({type(exc).__name__})") from None
         if response.status_code != 200:
-            raise RpcFailure(f"HTTP {response.status_code}")
+            hint = _HTTP_HINTS.get(response.status_code, "")
+            raise RpcFailure(f"HTTP {response.status_code}{hint}")
         try:
             return json.loads(response.content)
         except ValueError:
