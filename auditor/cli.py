@@ -388,6 +388,51 @@ def verify(ctx: click.Context, config: str | None, as_json: bool, anchor: str | 
     sys.exit(1 if bad else 0)
 
 
+# --- approvals -----------------------------------------------------------------
+
+
+@cli.group()
+@config_option
+def approvals(config: str | None) -> None:
+    """Signed cold-wallet approvals (approvals.keys, approvals.quorum)."""
+
+
+@approvals.command("verify")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--show-canonical", is_flag=True,
+              help="Print the item's canonical bytes (what signers sign) and nothing else.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (id, ok, signers, problem).")
+@click.pass_context
+@_handle
+def approvals_verify(ctx: click.Context, config: str | None, file: Path, show_canonical: bool,
+                     as_json: bool) -> None:
+    """Check the signatures of an approval FILE (`items: [...]` or a list of items, YAML or
+    JSON) against the config's approvals.keys and quorum; exit 1 if any item is not valid."""
+    from .approvals import format_reports, verify_file
+    from .errors import ConfigProblem
+
+    settings = _load(ctx)
+    if not settings.approvals.keys and not show_canonical:
+        raise ConfigError([ConfigProblem(str(settings.source), "approvals.keys", "no signers' "
+                           "keys to verify against; add approvals.keys (ssh-ed25519 lines)")])
+    reports = verify_file(file, settings.approvals, settings.wallets, settings.assets)
+    if show_canonical:
+        if len(reports) != 1 or reports[0].canonical is None:
+            raise click.UsageError(reports[0].problem if len(reports) == 1 else
+                                   f"{file} holds {len(reports)} items; --show-canonical "
+                                   "prints one: put each item in a file of its own")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(reports[0].canonical)  # exactly these bytes are signed: no newline
+        sys.stdout.buffer.flush()
+        return
+    if as_json:
+        _emit_json([r.json() for r in reports])
+    else:
+        click.echo(format_reports(reports))
+    sys.exit(0 if all(r.ok for r in reports) else 1)
+
+
 # --- demo ----------------------------------------------------------------------
 
 

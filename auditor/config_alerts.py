@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from .approvals import check_item, key_problem, parse_key
 from .config_chains import eth_address
 from .config_ctx import Ctx
 from .config_sections import check_url
@@ -30,7 +31,6 @@ RULE_IDS = ("hot_ratio", "asset_hot_ratio", "guarantee_coverage", "reserve_cover
             "commingling", "hot_floor", "hot_drain", "large_outflow", "cold_outflow",
             "unmatched_outflow", "unknown_destination", "sanctioned_counterparty",
             "safe_changed", "config_changed", "stale_data", "daily_record", "delivery_failed")
-_SSH_KEY = re.compile(r"^ssh-ed25519 [A-Za-z0-9+/]+=*( .*)?$")
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*/\s*(s|m|h)$")
 _LATER_CHANNELS = ("slack", "email", "pagerduty", "telegram", "teams")
 _ITEM_KEYS = ("id", "wallet", "asset", "to", "amount", "not_after", "not_before", "signatures")
@@ -65,6 +65,7 @@ def read_approvals(ctx: Ctx, raw: Any, wallets: tuple[WalletSettings, ...],
                               "approve a cold outflow; add approvals.keys")
     if ctx.error_count() != errors or keys is None or items is None or quorum is None:
         return None
+    _unsigned(ctx, items, keys, quorum)
     return ApprovalsSettings(items=tuple(items), keys=tuple(keys), quorum=quorum)
 
 
@@ -72,12 +73,34 @@ def _keys(ctx: Ctx, raw: Any) -> list[str] | None:
     if raw is None:
         return []
     keys = ctx.text_list("approvals.keys", raw, allow_single=False)
+    seen: dict[bytes, int] = {}
     for i, k in enumerate(keys or ()):
-        if not _SSH_KEY.match(k.strip()):
-            ctx.error(index("approvals.keys", i), f"{k[:16]}… is not an ssh-ed25519 public key; "
-                      "paste the line of the signer's id_ed25519.pub (\"ssh-ed25519 AAAA… "
-                      "name\")")
+        why = key_problem(k)
+        parsed = parse_key(k)
+        if why is not None or parsed is None:
+            ctx.error(index("approvals.keys", i), f"{k[:16]}… is not an ssh-ed25519 public key "
+                      f"({why}); paste the line of the signer's id_ed25519.pub (\"ssh-ed25519 "
+                      "AAAA… name\"), or make one with `ssh-keygen -t ed25519`")
+        elif parsed.blob in seen:
+            ctx.error(index("approvals.keys", i), "the same key as "
+                      f"approvals.keys[{seen[parsed.blob]}]; each signer needs a key of their "
+                      "own: remove the copy")
+        else:
+            seen[parsed.blob] = i
     return keys
+
+
+def _unsigned(ctx: Ctx, items: list[ApprovalItem], keys: list[str], quorum: int) -> None:
+    """With keys, an item without a quorum of valid signatures does not count: say so now."""
+    if not keys:
+        return
+    for i, item in enumerate(items):  # no errors in approvals: items[i] is the i-th item written
+        report = check_item(item, keys, quorum)
+        if not report.ok:
+            ctx.warn(join(index("approvals.items", i), "signatures"),
+                     f"{report.problem}. It will not count: a cold outflow it describes still "
+                     "fires cold_outflow. Have the signers sign it (`auditor approvals verify "
+                     "FILE --show-canonical` prints what to sign)", f'approval "{item.id}"')
 
 
 def _items(ctx: Ctx, raw: Any, wallets: tuple[WalletSettings, ...],

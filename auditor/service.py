@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from . import alerting, rules
+from .approvals import valid_approvals
 from .chains.base import ChainClient, make_client
 from .config import config_material, diff_material
 from .errors import AuditorError
@@ -276,7 +277,7 @@ def _evaluate(settings: Settings, store: Store, now: datetime,
         watch_history=history,
         prev_watch=last[0] if last else None,
         prev_nonces=last[1] if last else None,
-        approvals=settings.approvals,
+        approvals=valid_approvals(settings.approvals)[0],  # forged or under-signed: no cover
         used_approvals=frozenset(store.used_approvals()),
         config_digest_changed=diff,
         chain_status={n: _chain_status(settings, store, n, r, now) for n, r in readings.items()},
