@@ -148,8 +148,9 @@ def check_item(item: ApprovalItem, keys: Sequence[str], quorum: int) -> ItemRepo
         else:
             seen[signer.blob] = signer.name
     signers = tuple(seen.values())
-    ok = len(signers) >= quorum
-    return ItemReport(item.id, ok, signers, _problem(ok, signers, quorum, notes), message)
+    needed = max(quorum, 1)  # with keys, never fewer than one signature
+    ok = len(signers) >= needed
+    return ItemReport(item.id, ok, signers, _problem(ok, signers, needed, notes), message)
 
 
 def _problem(ok: bool, signers: tuple[str, ...], quorum: int, notes: list[str]) -> str:

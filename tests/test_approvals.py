@@ -455,3 +455,10 @@ def _empty(d: Path) -> Path:
     f = d / "empty.yaml"
     f.write_text("items: []\n")
     return f
+
+
+@needs_ssh_keygen
+def test_with_keys_an_unsigned_item_never_counts_even_at_quorum_zero(keys: dict[str, Key]) -> None:
+    kept, problems = valid_approvals(ApprovalsSettings((approval(),), (keys["ciso"].public,), 0))
+    assert kept.items == () and problems == ["approval 2026-12-01-a: 0 valid signatures of 1 "
+                                             "needed"]
