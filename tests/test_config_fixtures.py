@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from auditor.config import check_config
@@ -67,8 +68,8 @@ liabilities:
 approvals:
   items:
     - {id: "2026-12-01-a", wallet: eth-cold-1, asset: ETH, to: eth-hot-1, amount: "50",
-       not_after: "2026-12-01T06:00:00Z"}
-  keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ciso@example"]
+       not_after: "2026-12-01T06:00:00Z", signatures: [SIGNATURE]}
+  keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGL84QpAf36w2a98HYBSkQq4lB9aIuxlnu9eNN0+KJ4l ciso@example"]
 rules:
   preset: jp-fsa
 alerts:
@@ -82,9 +83,20 @@ alerts:
 """
 
 
+# ssh-keygen -Y sign -n auditor-approval over the item's canonical JSON (tests/test_approvals.py).
+_SIGNATURE = json.dumps("""-----BEGIN SSH SIGNATURE-----
+U1NIU0lHAAAAAQAAADMAAAALc3NoLWVkMjU1MTkAAAAgYvzhCkB/frDZr3wdgFKRCriUH1
+oi7GWe71403T4oniUAAAAQYXVkaXRvci1hcHByb3ZhbAAAAAAAAAAGc2hhNTEyAAAAUwAA
+AAtzc2gtZWQyNTUxOQAAAEAa/K4TycLcb3x35+nTht7JbV1uh1QdiTbblPJcH+6Zv5EwPs
+leso9rgNIKs/rbu3HJKVDiSwwbFQoAIFOR8dQL
+-----END SSH SIGNATURE-----
+""")
+
+
 def full_config() -> str:
     return (_FULL.replace("HOT_ADDR", HOT).replace("COLD_ADDR", COLD)
-            .replace("GUARANTEE_ADDR", GUARANTEE).replace("USDC_ADDR", USDC))
+            .replace("GUARANTEE_ADDR", GUARANTEE).replace("USDC_ADDR", USDC)
+            .replace("SIGNATURE", _SIGNATURE))
 
 
 def write(directory: Path, text: str, name: str = "auditor.yaml") -> Path:
