@@ -8,73 +8,26 @@ store's cycle lock (a running daemon).
 
 from __future__ import annotations
 
-import functools
-import getpass
-import json
-import os
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from . import __version__
-from .errors import AuditorError, ConfigError
+from .cli_alerts import alerts
+from .cli_common import (
+    DEFAULT_CONFIG,
+    _config_path,
+    _emit_json,
+    _handle,
+    _load,
+    _who,
+    config_option,
+)
+from .errors import ConfigError
 
-__all__ = ["main", "cli"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_CONFIG = "config/auditor.yaml"
-
-
-def _config_path(ctx: click.Context) -> Path:
-    root = ctx.find_root()
-    given = (ctx.params.get("config") or (root.params.get("config") if root.params else None)
-             or os.environ.get("AUDITOR_CONFIG") or DEFAULT_CONFIG)
-    return Path(given)
-
-
-def config_option(f: F) -> F:
-    """`-c/--config` accepted before or after the subcommand."""
-    return click.option("-c", "--config", "config", metavar="FILE", default=None,
-                        help=f"Config file (default: $AUDITOR_CONFIG or {DEFAULT_CONFIG}).")(f)
-
-
-def _load(ctx: click.Context) -> Any:
-    from .config import load_config
-
-    path = _config_path(ctx)
-    settings = load_config(path)
-    for w in settings.warnings:
-        click.echo(w, err=True)
-    return settings
-
-
-def _emit_json(obj: object) -> None:
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
-
-
-def _handle(f: F) -> F:
-    """Run a command; AuditorError → message on stderr and its exit code."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except ConfigError as e:
-            for p in e.problems:
-                click.echo(f"error: {p}", err=True)
-            for p in e.warnings:
-                click.echo(str(p), err=True)
-            click.echo(f"{len(e.problems)} problem(s); fix them and run `auditor check-config`.", err=True)
-            sys.exit(2)
-        except AuditorError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(e.exit_code)
-
-    return wrapper  # type: ignore[return-value]
+__all__ = ["main", "cli", "config_option", "DEFAULT_CONFIG", "_load", "_handle", "_who"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -206,139 +159,7 @@ def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
     print_status(last, age, firing)
 
 
-# --- alerts --------------------------------------------------------------------
-
-
-@cli.group(invoke_without_command=True)
-@config_option
-@click.pass_context
-def alerts(ctx: click.Context, config: str | None) -> None:
-    """List, acknowledge, resolve alerts and show their history (default: list)."""
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(alerts_list)
-
-
-def _who(by: str | None) -> str:
-    if by:
-        return by
-    try:
-        return getpass.getuser()
-    except Exception:  # pragma: no cover - no user database in some containers
-        return f"uid:{os.getuid()}"
-
-
-@alerts.command("list")
-@config_option
-@click.option("--all", "show_all", is_flag=True, help="Include resolved alerts.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.pass_context
-@_handle
-def alerts_list(ctx: click.Context, config: str | None = None, show_all: bool = False,
-                as_json: bool = False) -> None:
-    """Firing alerts (with --all, resolved ones too)."""
-    from .alerting import alert_json
-    from .store import Store
-
-    settings = _load(ctx)
-    store = Store.open(settings.store.path)
-    try:
-        rows = [alert_json(a) for a in store.list_alerts(include_resolved=show_all)]
-    finally:
-        store.close()
-    if as_json:
-        _emit_json(rows)
-        return
-    from .views import print_alerts
-
-    print_alerts(rows)
-
-
-@alerts.command("ack")
-@config_option
-@click.argument("fingerprint")
-@click.option("--note", default="", help="Why; written to the audit log.")
-@click.option("--by", default=None, help="Who acknowledges (default: the OS user).")
-@click.pass_context
-@_handle
-def alerts_ack(ctx: click.Context, config: str | None, fingerprint: str, note: str, by: str | None) -> None:
-    """Acknowledge an alert: stops its repeats only (never escalation or new events)."""
-    from .store import Store
-
-    settings = _load(ctx)
-    store = Store.open(settings.store.path)
-    try:
-        fp = _resolve_fp(store, fingerprint)
-        store.ack_alert(fp, _who(by), note, datetime.now(UTC))
-    finally:
-        store.close()
-    click.echo(f"acknowledged {fp[:12]} by {_who(by)}")
-
-
-@alerts.command("resolve")
-@config_option
-@click.argument("fingerprint")
-@click.option("--reason", required=True, help="Why it is resolved; written to the audit log.")
-@click.option("--by", default=None, help="Who resolves (default: the OS user).")
-@click.pass_context
-@_handle
-def alerts_resolve(ctx: click.Context, config: str | None, fingerprint: str, reason: str,
-                   by: str | None) -> None:
-    """Resolve an alert by hand (event rules such as hot_drain resolve only this way).
-
-    The resolution is written to the audit log and announced on the critical route.
-    """
-    from .alerts_ops import resolve_by_hand
-    from .store import Store
-
-    settings = _load(ctx)
-    store = Store.open(settings.store.path)
-    try:
-        fp = _resolve_fp(store, fingerprint)
-        seq = resolve_by_hand(settings, store, fp, _who(by), reason, datetime.now(UTC))
-    finally:
-        store.close()
-    click.echo(f"resolved {fp[:12]} by {_who(by)} (audit seq {seq})")
-
-
-@alerts.command("history")
-@config_option
-@click.argument("fingerprint")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.pass_context
-@_handle
-def alerts_history(ctx: click.Context, config: str | None, fingerprint: str, as_json: bool) -> None:
-    """Every transition, acknowledgement and resolution of one alert."""
-    from .store import Store
-
-    settings = _load(ctx)
-    store = Store.open(settings.store.path)
-    try:
-        rows = store.alert_history(_resolve_fp(store, fingerprint))
-    finally:
-        store.close()
-    if as_json:
-        _emit_json(rows)
-        return
-    from .views import print_history
-
-    print_history(rows)
-
-
-def _resolve_fp(store: Any, given: str) -> str:
-    """A full fingerprint or a unique prefix (at least 6 hex digits)."""
-    given = given.lower()
-    if len(given) == 64:
-        if store.get_alert(given) is None:
-            raise AuditorError(f"no alert with fingerprint {given}; see `auditor alerts list --all`")
-        return given
-    if len(given) < 6:
-        raise click.UsageError("give the fingerprint or at least its first 6 characters")
-    matches = [a.fingerprint for a in store.list_alerts(include_resolved=True)
-               if a.fingerprint.startswith(given)]
-    if len(matches) != 1:
-        raise AuditorError(f"{given}… matches {len(matches)} alerts; give more characters "
-                           "(see `auditor alerts list --all`)")
-    return matches[0]
+cli.add_command(alerts)
 
 
 # --- store ---------------------------------------------------------------------
