@@ -11,7 +11,7 @@ resolves them (`manual_resolve`). No I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -29,6 +29,8 @@ __all__ = [
     "advance",
     "manual_resolve",
     "route",
+    "matching_routes",
+    "repeat_interval",
     "alert_json",
     "transition_json",
     "rfc3339",
@@ -54,6 +56,7 @@ def advance(
     repeat_every: int,
     partial: bool,
     event_rules: frozenset[str] = EVENT_RULES,
+    repeat_for: Callable[[Alert], int] | None = None,
 ) -> AlertUpdate:
     """One cycle's lifecycle step.
 
@@ -62,8 +65,11 @@ def advance(
     on a complete cycle: when `partial`, only subjects a rule says it actually
     evaluated resolve, so missing inputs never resolve anything. A rule with
     no evaluation this cycle changes nothing but repeats. `repeat_every` ≤ 0
-    turns repeats off.
+    turns repeats off. `repeat_for(alert)`, when given, is the repeat interval
+    of that alert (its routes' `repeat_every`, see `repeat_interval`) and
+    replaces `repeat_every`.
     """
+    every = repeat_for or (lambda _a: repeat_every)
     findings = _worst_per_fingerprint(evaluations, exchange_id)
     evaluated = _coverage(evaluations, partial)
     out = AlertUpdate()
@@ -75,7 +81,7 @@ def advance(
             out.transitions.append(_transition("firing", alert, now))
             continue
         alert, t = _update(cur, f, now, f.rule in event_rules)
-        alert, t = _maybe_repeat(alert, t, now, repeat_every)
+        alert, t = _maybe_repeat(alert, t, now, every(alert))
         _collect(out, cur, alert, t)
     for fp, cur in open_alerts.items():
         if fp in findings or cur.state != "firing":
@@ -85,7 +91,7 @@ def advance(
             out.alerts.append(alert)
             out.transitions.append(_transition("resolved", alert, now))
             continue
-        alert, t = _maybe_repeat(cur, None, now, repeat_every)
+        alert, t = _maybe_repeat(cur, None, now, every(cur))
         _collect(out, cur, alert, t)
     return out
 
@@ -186,9 +192,9 @@ _TX_RULES = frozenset({"unknown_destination", "sanctioned_counterparty", "large_
                        "unmatched_outflow"})
 
 
-def _facets(t: Transition, wallet_chain: Mapping[str, str]) -> tuple[str | None, str | None,
-                                                                     str | None]:
-    """(wallet, asset, chain) of a transition, from its details or its subject."""
+def _facets(t: Transition | Alert, wallet_chain: Mapping[str, str]) -> tuple[
+        str | None, str | None, str | None]:
+    """(wallet, asset, chain) of a transition or alert, from its details or its subject."""
     wallet = asset = chain = None
     s = t.subject
     if t.rule in _WALLET_ASSET_RULES and "/" in s:
@@ -218,31 +224,48 @@ def _str(v: object) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
+def matching_routes(item: Transition | Alert, routes: Sequence[RouteSettings],
+                    wallet_chain: Mapping[str, str]) -> list[RouteSettings]:
+    """The routes an alert (or transition) goes to, like Alertmanager's: in order, the
+    first match takes it and the search stops there unless that route has `continue_`.
+
+    A route matches when the severity is listed and each non-empty filter (rule,
+    chain, wallet, asset) contains the item's.
+    """
+    wallet, asset, chain = _facets(item, wallet_chain)
+    out: list[RouteSettings] = []
+    for r in routes:
+        if item.severity not in r.severity:
+            continue
+        if not all(not allowed or value in allowed for allowed, value in (
+                (r.rule, item.rule), (r.chain, chain), (r.wallet, wallet), (r.asset, asset))):
+            continue
+        out.append(r)
+        if not r.continue_:
+            break
+    return out
+
+
 def route(transition: Transition, routes: Sequence[RouteSettings],
           wallet_chain: Mapping[str, str],
           notified_channels: Sequence[str] | None = None) -> list[str]:
-    """Channel names for a transition, in route order, without duplicates.
-
-    A route matches when the severity is listed and each non-empty filter
-    (rule, chain, wallet, asset) contains the transition's; a matching route
-    with `continue_` False stops the search. A `resolved` goes to the
-    channels that got the firing when `notified_channels` is given (non-empty).
-    """
+    """Channel names for a transition, in route order, without duplicates (see
+    `matching_routes`). A `resolved` goes to the channels that got the firing when
+    `notified_channels` is given (non-empty)."""
     if transition.kind == "resolved" and notified_channels:
         return list(dict.fromkeys(notified_channels))
-    wallet, asset, chain = _facets(transition, wallet_chain)
-    out: list[str] = []
-    for r in routes:
-        if transition.severity not in r.severity:
-            continue
-        if not all(not allowed or value in allowed for allowed, value in (
-                (r.rule, transition.rule), (r.chain, chain), (r.wallet, wallet),
-                (r.asset, asset))):
-            continue
-        out.extend(r.channels)
-        if not r.continue_:
-            break
-    return list(dict.fromkeys(out))
+    names = [c for r in matching_routes(transition, routes, wallet_chain) for c in r.channels]
+    return list(dict.fromkeys(names))
+
+
+def repeat_interval(alert: Alert | Transition, routes: Sequence[RouteSettings],
+                    wallet_chain: Mapping[str, str], default: int) -> int:
+    """Seconds between repeats of a firing alert: the shortest `repeat_every` of the
+    routes it goes to (a route without one uses `default`, alerts.repeat_every);
+    `default` when no route takes it."""
+    found = [r.repeat_every if r.repeat_every is not None else default
+             for r in matching_routes(alert, routes, wallet_chain)]
+    return min(found, default=default)
 
 
 # --- JSON ----------------------------------------------------------------------------

@@ -269,7 +269,8 @@ def _channel(ctx: Ctx, path: str, raw: Any, retry: RetrySettings) -> ChannelSett
 def _route(ctx: Ctx, path: str, raw: Any, channels: set[str],
            names: Mapping[str, set[str]]) -> RouteSettings | None:
     m = ctx.mapping(path, raw, required=("channels",),
-                    keys=("severity", "channels", "rule", "chain", "wallet", "asset", "continue"))
+                    keys=("severity", "channels", "rule", "chain", "wallet", "asset", "continue",
+                          "repeat_every"))
     if m is None:
         return None
     errors = ctx.error_count()
@@ -289,15 +290,18 @@ def _route(ctx: Ctx, path: str, raw: Any, channels: set[str],
                 ctx.error(index(join(path, key), i), f"unknown {key} `{v}`; the route would "
                                                      "never match")
         matchers[key] = items or []
-    cont = m.get("continue", True)
+    cont = m.get("continue", False)  # first match wins, as in Alertmanager
     if not isinstance(cont, bool):
-        ctx.error(join(path, "continue"), "expected true or false")
+        ctx.error(join(path, "continue"), "expected true or false (true: later matching "
+                                          "routes get the alert too)")
+    repeat = (ctx.duration(join(path, "repeat_every"), m["repeat_every"], minimum=1)
+              if m.get("repeat_every") is not None else None)
     if ctx.error_count() != errors or severity is None or not chans:
         return None
     return RouteSettings(channels=tuple(chans), severity=tuple(severity),
                          rule=tuple(matchers["rule"]), chain=tuple(matchers["chain"]),
                          wallet=tuple(matchers["wallet"]), asset=tuple(matchers["asset"]),
-                         continue_=bool(cont))
+                         continue_=bool(cont), repeat_every=repeat)
 
 
 def read_alerts(ctx: Ctx, raw: Any, names: Mapping[str, set[str]]) -> AlertSettings | None:

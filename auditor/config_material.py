@@ -85,9 +85,12 @@ def _approvals(a: ApprovalsSettings) -> dict[str, Any]:
 
 
 def _routes(a: AlertSettings) -> list[dict[str, Any]]:
+    # `repeat_every` only when set, so a config without it keeps its digest
     return [{"severity": list(r.severity), "channels": list(r.channels), "rule": list(r.rule),
              "chain": list(r.chain), "wallet": list(r.wallet), "asset": list(r.asset),
-             "continue": "true" if r.continue_ else "false"} for r in a.routes]
+             "continue": "true" if r.continue_ else "false",
+             **({"repeat_every": str(r.repeat_every)} if r.repeat_every is not None else {})}
+            for r in a.routes]
 
 
 def config_material(settings: Settings) -> dict[str, Any]:

@@ -114,9 +114,12 @@ def run_cycle(
     if status == "failed":
         # A failed cycle decides nothing but staleness.
         evaluations = [e for e in evaluations if e.rule == "stale_data"]
+    wallet_chain = {w.name: w.chain for w in settings.wallets}
     update = alerting.advance(
         evaluations, store.open_alerts(), now, settings.exchange.id,
         settings.alerts.repeat_every, status != "ok",
+        repeat_for=lambda a: alerting.repeat_interval(a, settings.alerts.routes, wallet_chain,
+                                                      settings.alerts.repeat_every),
     )
     deliveries = _deliveries(settings, update.transitions, update.alerts,
                              last_cfg[1] if last_cfg is not None else None)

@@ -283,7 +283,10 @@ class RouteSettings:
     chain: tuple[str, ...] = ()
     wallet: tuple[str, ...] = ()
     asset: tuple[str, ...] = ()
-    continue_: bool = True  # YAML `continue`; foundation routes fan out to every match
+    # YAML `continue`: like Alertmanager, the first matching route takes the alert
+    # unless it says `continue: true`
+    continue_: bool = False
+    repeat_every: int | None = None  # seconds; None: alerts.repeat_every
 
 
 @dataclass(frozen=True)

@@ -177,11 +177,11 @@ def tr(rule: str, subject: str, severity: str = "critical", kind: str = "firing"
     return Transition(k, alerting.fingerprint(EX, rule, subject), rule, subject, sev, T0, "s")
 
 
-ROUTES = (
-    RouteSettings(("soc", "pager", "slack"), severity=("critical",)),
-    RouteSettings(("slack",), severity=("warning",)),
+ROUTES = (  # fan out (continue) until btc-desk, which stops the search
+    RouteSettings(("soc", "pager", "slack"), severity=("critical",), continue_=True),
+    RouteSettings(("slack",), severity=("warning",), continue_=True),
     RouteSettings(("btc-desk",), wallet=("btc-hot",), continue_=False),
-    RouteSettings(("never",), chain=("bitcoin",)),
+    RouteSettings(("never",), chain=("bitcoin",), continue_=True),
     RouteSettings(("eth-desk",), chain=("ethereum",), rule=("stale_data",)),
 )
 
@@ -200,6 +200,60 @@ def test_route_reads_chain_from_a_stale_data_subject() -> None:
     assert alerting.route(tr("stale_data", "ethereum", "warning"), ROUTES, {}) == [
         "slack", "eth-desk"]
     assert alerting.route(tr("stale_data", "liabilities", "warning"), ROUTES, {}) == ["slack"]
+
+
+def test_route_is_first_match_by_default_like_alertmanager() -> None:
+    routes = (RouteSettings(("desk",), rule=("hot_drain",)),
+              RouteSettings(("soc",), severity=("critical",)),
+              RouteSettings(("all",)))
+    assert alerting.route(tr("hot_drain", "eth-hot/ETH"), routes, {}) == ["desk"]
+    assert alerting.route(tr("cold_outflow", "eth-cold/ETH"), routes, {}) == ["soc"]
+    assert alerting.route(tr("hot_ratio", "combined", "warning"), routes, {}) == ["all"]
+
+
+def test_route_with_continue_also_gives_the_alert_to_the_next_match() -> None:
+    routes = (RouteSettings(("desk",), rule=("hot_drain",), continue_=True),
+              RouteSettings(("soc",), severity=("critical",)),
+              RouteSettings(("all",)))
+    assert alerting.route(tr("hot_drain", "eth-hot/ETH"), routes, {}) == ["desk", "soc"]
+
+
+def test_route_matches_on_asset_and_chain_of_the_subject() -> None:
+    routes = (RouteSettings(("usdc",), asset=("USDC",)),
+              RouteSettings(("eth",), chain=("ethereum",)),
+              RouteSettings(("rest",)))
+    wc = {"eth-hot": "ethereum"}
+    assert alerting.route(tr("hot_floor", "USDC", "warning"), routes, wc) == ["usdc"]
+    assert alerting.route(tr("hot_drain", "eth-hot/ETH"), routes, wc) == ["eth"]
+    assert alerting.route(tr("hot_ratio", "combined"), routes, wc) == ["rest"]
+
+
+def test_repeat_interval_is_the_shortest_of_the_routes_the_alert_goes_to() -> None:
+    routes = (RouteSettings(("pager",), severity=("critical",), repeat_every=600, continue_=True),
+              RouteSettings(("slack",), repeat_every=7200, continue_=True),
+              RouteSettings(("mail",)))
+    unrouted = (RouteSettings(("pager",), rule=("hot_drain",), repeat_every=60),)
+    crit = tr("hot_ratio", "combined")
+    assert alerting.repeat_interval(crit, routes, {}, 3600) == 600
+    assert alerting.repeat_interval(tr("hot_ratio", "combined", "warning"), routes, {},
+                                    3600) == 3600  # slack 2h, mail falls back to 1h
+    assert alerting.repeat_interval(crit, unrouted, {}, 3600) == 3600
+
+
+def test_advance_repeats_at_the_interval_of_the_alerts_route() -> None:
+    routes = (RouteSettings(("pager",), severity=("critical",), repeat_every=600),
+              RouteSettings(("slack",), severity=("warning",)))
+    every = lambda a: alerting.repeat_interval(a, routes, {}, 3600)  # noqa: E731
+    open_: dict[str, Alert] = {}
+    for f in (fnd(severity="critical"), fnd("hot_floor", "ETH")):
+        up = alerting.advance([ev(f.rule, f, covered=(f.subject,))], {}, T0, EX, 3600, False,
+                              repeat_for=every)
+        open_.update({a.fingerprint: a for a in up.alerts})
+    evals = [ev("hot_ratio", fnd(severity="critical")),
+             ev("hot_floor", fnd("hot_floor", "ETH"), covered=("ETH",))]
+    up = alerting.advance(evals, open_, T0 + timedelta(minutes=11), EX, 3600, False,
+                          repeat_for=every)
+    assert [(t.kind, t.rule) for t in up.transitions] == [("repeat", "hot_ratio")]
 
 
 def test_resolved_goes_to_channels_that_got_the_firing() -> None:

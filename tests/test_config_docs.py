@@ -53,7 +53,7 @@ _OTHER_KEYS = [
     "rules.commingling.critical", "alerts.channels[].url_file",
     "alerts.channels[].secret_file", "alerts.channels[].retry", "alerts.routes[].rule",
     "alerts.routes[].chain", "alerts.routes[].wallet", "alerts.routes[].asset",
-    "alerts.routes[].continue",
+    "alerts.routes[].continue", "alerts.routes[].repeat_every",
 ]
 
 
