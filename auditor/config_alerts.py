@@ -10,8 +10,14 @@ from typing import Any
 
 from .approvals import check_item, key_problem, parse_key
 from .config_chains import eth_address
+from .config_channels import (
+    CHANNEL_TYPES,
+    COMMON_KEYS,
+    ChannelKeys,
+    channel_keys,
+    read_channel_options,
+)
 from .config_ctx import Ctx
-from .config_sections import check_url
 from .config_yaml import index, join
 from .settings import (
     AlertSettings,
@@ -21,7 +27,6 @@ from .settings import (
     ChannelSettings,
     RetrySettings,
     RouteSettings,
-    Secret,
     WalletSettings,
 )
 
@@ -32,7 +37,6 @@ RULE_IDS = ("hot_ratio", "asset_hot_ratio", "guarantee_coverage", "reserve_cover
             "unmatched_outflow", "unknown_destination", "sanctioned_counterparty",
             "safe_changed", "config_changed", "stale_data", "daily_record", "delivery_failed")
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*/\s*(s|m|h)$")
-_LATER_CHANNELS = ("slack", "email", "pagerduty", "telegram", "teams")
 _ITEM_KEYS = ("id", "wallet", "asset", "to", "amount", "not_after", "not_before", "signatures")
 
 
@@ -236,34 +240,26 @@ def _channel(ctx: Ctx, path: str, raw: Any, retry: RetrySettings) -> ChannelSett
     name = raw.get("name") if isinstance(raw, dict) else None
     who = f'channel "{name}"' if isinstance(name, str) else ""
     kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind in _LATER_CHANNELS:
-        ctx.error(join(path, "type"), f"`type: {kind}` is not supported yet (it is planned); "
-                                      "use `type: webhook` or `type: log`", who)
-        return None
-    webhook = kind == "webhook"
-    keys = ("name", "type", "timeout", "retry", "rate") + (("url", "secret") if webhook else ())
-    m = ctx.mapping(path, raw, keys=keys, required=("name", "type") + (("url",) * webhook),
-                    secrets=("url", "secret") if webhook else (), who=who)
+    spec = channel_keys(kind)
+    if isinstance(raw, dict) and "type" in raw and spec is None:
+        ctx.choice(join(path, "type"), kind, CHANNEL_TYPES, who)
+        return None  # the other keys depend on the type
+    spec = spec or ChannelKeys()
+    m = ctx.mapping(path, raw, keys=COMMON_KEYS + spec.all,
+                    required=("name", "type") + spec.required, secrets=spec.secrets, who=who)
     if m is None:
         return None
     errors = ctx.error_count()
     name = ctx.text(join(path, "name"), m["name"], who) if "name" in m else None
-    kind = ctx.choice(join(path, "type"), m["type"], ("log", "webhook"), who) \
-        if "type" in m else None
-    url = ctx.text(join(path, "url"), m["url"], who) if "url" in m else None
-    if url is not None and not check_url(ctx, join(path, "url"), url, ("http", "https"), who):
-        url = None
-    secret = ctx.text(join(path, "secret"), m["secret"], who) if "secret" in m else None
+    options = read_channel_options(ctx, path, str(kind), m, who) if "type" in m else None
     timeout = ctx.duration(join(path, "timeout"), m.get("timeout", "10s"), who, minimum=1)
     own_retry = _retry(ctx, join(path, "retry"), m["retry"], retry, who) if "retry" in m \
         else None
     rate = _rate(ctx, join(path, "rate"), m["rate"], who) if "rate" in m else None
-    if ctx.error_count() != errors or name is None or kind is None or timeout is None:
+    if ctx.error_count() != errors or name is None or options is None or timeout is None:
         return None
     return ChannelSettings(name=name, type=kind,  # type: ignore[arg-type]
-                           url=Secret(url) if url else None,
-                           secret=Secret(secret) if secret else None,
-                           timeout=timeout, retry=own_retry, rate=rate)
+                           timeout=timeout, retry=own_retry, rate=rate, **options)
 
 
 def _route(ctx: Ctx, path: str, raw: Any, channels: set[str],

@@ -266,13 +266,30 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class ChannelSettings:
+    """One `alerts.channels[]` entry. Which optional fields are set depends on
+    `type` (config_channels.py checks them): `url` is the webhook/Slack/Teams
+    URL, PagerDuty's events URL or Telegram's API base."""
+
     name: str
-    type: Literal["log", "webhook"]
+    type: Literal["log", "webhook", "slack", "email", "pagerduty", "telegram", "teams"]
     url: Secret | None = None
     secret: Secret | None = None
     timeout: int = 10
     retry: RetrySettings | None = None  # None: alerts.retry
     rate: Decimal | None = None  # messages per second
+    routing_key: Secret | None = None  # pagerduty: the Events API v2 integration key
+    bot_token: Secret | None = None  # telegram
+    chat_id: str | None = None  # telegram: "-100…" or "@channel"
+    smtp_host: str | None = None  # email
+    smtp_port: int | None = None
+    starttls: bool = False  # email: upgrade with STARTTLS (port 587)
+    ssl: bool = False  # email: TLS from the first byte (port 465)
+    insecure: bool = False  # email: plain SMTP to a host other than localhost, on purpose
+    username: str | None = None  # email AUTH
+    password: Secret | None = None
+    sender: str | None = None  # email `from`
+    to: tuple[str, ...] = ()  # email recipients
+    ca_file: Path | None = None  # email: CA bundle to trust instead of the system's
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,6 @@ def test_later_top_level_sections_are_not_supported_yet(tmp_path, key):
      "rules.large_outflow"),
     ("  source: static\n", "  source: chainlink\n", "prices.source"),
     ("  source: csv\n", "  source: sql\n", "liabilities.source"),
-    ("{name: console, type: log}", "{name: console, type: slack, url: x}",
-     "alerts.channels[0].type"),
 ])
 def test_later_features_are_not_supported_yet(tmp_path, old, new, path):
     cfg = full_config().replace(old, new)

@@ -8,9 +8,11 @@ letters, like Alertmanager's notifiers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
+
 from ..alerting import format_value
 
 if TYPE_CHECKING:
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from ..settings import ChannelSettings
 
 __all__ = ["Message", "Notifier", "make_notifier", "rfc3339", "wire_alert"]
+
+_T = TypeVar("_T")
 
 
 def rfc3339(at: datetime) -> str:
@@ -60,16 +64,65 @@ def make_notifier(ch: ChannelSettings, *, client: httpx.Client | None = None) ->
     HTTP client (tests pass one with an `httpx.MockTransport`)."""
     # Imported here: the channel modules import Message from this module.
     from .log import LogNotifier
-    from .webhook import WebhookNotifier
 
     if ch.type == "log":
         return LogNotifier(ch.name)
-    if ch.type == "webhook":
-        if ch.url is None:
-            raise ValueError(f"channel {ch.name!r}: a webhook channel needs a url")
-        return WebhookNotifier(ch.name, ch.url, secret=ch.secret, timeout=ch.timeout,
-                               client=client)
-    raise ValueError(f"channel {ch.name!r}: unknown type {ch.type!r}; use log or webhook")
+    if ch.type == "email":
+        return _email(ch)
+    if ch.type in _HTTP_BUILDERS:
+        return _HTTP_BUILDERS[ch.type](ch, client)
+    raise ValueError(f"channel {ch.name!r}: unknown type {ch.type!r}; use one of log, email, "
+                     + ", ".join(sorted(_HTTP_BUILDERS)))
+
+
+def _need(ch: ChannelSettings, field_name: str, value: _T | None) -> _T:
+    if value is None:
+        raise ValueError(f"channel {ch.name!r}: a {ch.type} channel needs `{field_name}`")
+    return value
+
+
+def _webhook(ch: ChannelSettings, client: httpx.Client | None) -> Notifier:
+    from .webhook import WebhookNotifier
+    return WebhookNotifier(ch.name, _need(ch, "url", ch.url), secret=ch.secret,
+                           timeout=ch.timeout, client=client)
+
+
+def _slack(ch: ChannelSettings, client: httpx.Client | None) -> Notifier:
+    from .slack import SlackNotifier
+    return SlackNotifier(ch.name, _need(ch, "url", ch.url), timeout=ch.timeout, client=client)
+
+
+def _teams(ch: ChannelSettings, client: httpx.Client | None) -> Notifier:
+    from .teams import TeamsNotifier
+    return TeamsNotifier(ch.name, _need(ch, "url", ch.url), timeout=ch.timeout, client=client)
+
+
+def _pagerduty(ch: ChannelSettings, client: httpx.Client | None) -> Notifier:
+    from .pagerduty import DEFAULT_URL, PagerDutyNotifier
+    return PagerDutyNotifier(ch.name, _need(ch, "routing_key", ch.routing_key),
+                             url=ch.url or DEFAULT_URL, timeout=ch.timeout, client=client)
+
+
+def _telegram(ch: ChannelSettings, client: httpx.Client | None) -> Notifier:
+    from .telegram import DEFAULT_URL, TelegramNotifier
+    return TelegramNotifier(ch.name, _need(ch, "bot_token", ch.bot_token),
+                            _need(ch, "chat_id", ch.chat_id), url=ch.url or DEFAULT_URL,
+                            timeout=ch.timeout, client=client)
+
+
+def _email(ch: ChannelSettings) -> Notifier:
+    from .email import EmailNotifier
+    security: Literal["starttls", "ssl", "plain"] = (
+        "ssl" if ch.ssl else "starttls" if ch.starttls else "plain")
+    return EmailNotifier(ch.name, _need(ch, "smtp", ch.smtp_host), _need(ch, "smtp", ch.smtp_port),
+                         sender=_need(ch, "from", ch.sender), to=ch.to, security=security,
+                         username=ch.username, password=ch.password, timeout=ch.timeout,
+                         ca_file=ch.ca_file)
+
+
+_HTTP_BUILDERS: dict[str, Callable[[ChannelSettings, httpx.Client | None], Notifier]] = {
+    "webhook": _webhook, "slack": _slack, "teams": _teams, "pagerduty": _pagerduty,
+    "telegram": _telegram}
 
 
 # Keys of DESIGN.md's alert object, in the order the wire shows them.

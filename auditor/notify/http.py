@@ -11,7 +11,7 @@ httpx's own exception texts (which can contain the URL) are never used.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,8 +20,20 @@ from .. import __version__
 from ..errors import DeliveryError
 from ..settings import ChannelSettings, Secret, redact_url
 
-__all__ = ["USER_AGENT", "make_client", "shared_client", "post_json", "host_label",
-           "collect_secrets", "scrub"]
+__all__ = [
+    "USER_AGENT",
+    "ResponseCheck",
+    "collect_secrets",
+    "host_label",
+    "make_client",
+    "post_json",
+    "scrub",
+    "shared_client",
+]
+
+# A channel's own look at a response before the status classification, e.g.
+# a receiver that reports errors inside a 200. Raises DeliveryError to refuse.
+ResponseCheck = Callable[[httpx.Response, str], None]
 
 USER_AGENT = f"custody-auditor/{__version__}"
 
@@ -55,12 +67,15 @@ def host_label(url: Secret | str) -> str:
 
 
 def post_json(url: Secret | str, body: bytes, headers: Mapping[str, str] | None = None,
-              timeout: float = 10.0, *, client: httpx.Client | None = None) -> httpx.Response:
+              timeout: float = 10.0, *, client: httpx.Client | None = None,
+              check: ResponseCheck | None = None) -> httpx.Response:
     """POST `body` (already-encoded JSON) and return the 2xx response.
 
     Raises `DeliveryError` (retryable or not) for anything else. The error is
     raised outside the `except` block so that it carries no `__context__`
-    pointing at an httpx exception whose text may contain the URL.
+    pointing at an httpx exception whose text may contain the URL. `check`
+    sees every response (with the redacted host label) before the status
+    classification and may raise its own `DeliveryError`.
     """
     raw = url.reveal() if isinstance(url, Secret) else url
     label = host_label(url)
@@ -82,8 +97,16 @@ def post_json(url: Secret | str, body: bytes, headers: Mapping[str, str] | None 
                                 "(check the receiver is up and reachable)", retryable=True)
     if failure is not None:
         raise failure
+    if check is not None:
+        check(response, label)
     _check_status(response, label)
     return response
+
+
+def _retry_after(response: httpx.Response) -> str:
+    """` (Retry-After 30s)` when the receiver said how long to wait, in seconds."""
+    value = response.headers.get("Retry-After", "").strip()
+    return f" (Retry-After {value}s)" if value.isdigit() and len(value) <= 6 else ""
 
 
 def _check_status(response: httpx.Response, label: str) -> None:
@@ -91,7 +114,8 @@ def _check_status(response: httpx.Response, label: str) -> None:
     if 200 <= status < 300:
         return
     if status == 429 or status >= 500:
-        raise DeliveryError(f"{label} answered HTTP {status}; will retry", retryable=True)
+        raise DeliveryError(f"{label} answered HTTP {status}{_retry_after(response)}; "
+                            "will retry", retryable=True)
     if 300 <= status < 400:
         raise DeliveryError(f"{label} answered HTTP {status} (a redirect, not followed); "
                             "set the channel's url to the final address", retryable=False)
@@ -105,8 +129,9 @@ def collect_secrets(channels: Iterable[ChannelSettings]) -> list[str]:
     `scheme://host:port` that `redact_url` shows is not treated as secret)."""
     found: set[str] = set()
     for ch in channels:
-        if ch.secret is not None:
-            found.add(ch.secret.reveal())
+        for secret in (ch.secret, ch.routing_key, ch.bot_token, ch.password):
+            if secret is not None:
+                found.add(secret.reveal())
         if ch.url is not None:
             raw = ch.url.reveal()
             try:
