@@ -63,7 +63,7 @@ def _alert_text(alert: dict[str, Any]) -> str:
     lines = [headline]
     vt = value_text(alert)
     if vt:
-        lines.append(_esc(vt))
+        lines.append("value " + _esc(vt))
     where = [f"wallet <code>{_esc(w)}</code>" for w in [wallet_of(alert)] if w]
     where += [f"tx <code>{_esc(t)}</code>" for t in [tx_of(alert)] if t]
     if where:
@@ -80,7 +80,7 @@ def build_text(message: Message) -> str:
     head = [f"<b>{_esc(title(message.exchange, message.alerts, test=message.test))}</b>"]
     if message.test:
         head.append(f"<i>{_esc(TEST_NOTE)}</i>")
-    foot = f"audit-log head <code>{_esc(message.head[:16])}</code>"
+    foot = f"audit-log head <code>{_esc(message.head)}</code>"
     parts, used = [], len("\n\n".join(head)) + len(foot) + 80  # 80: room for "…and N more"
     for alert in message.alerts:
         chunk = _alert_text(alert)
@@ -133,10 +133,11 @@ class TelegramNotifier:
         what = what.replace(self._token.reveal(), "***")
         params = answer.get("parameters")
         wait = params.get("retry_after") if isinstance(params, dict) else None
+        said = f" ({what})" if what else ""
         if status == 429 or status >= 500:
             after = f" (retry after {wait}s)" if isinstance(wait, int) else ""
-            raise DeliveryError(f"{label} answered HTTP {status}{after}: {what}; will retry",
+            raise DeliveryError(f"{label} answered HTTP {status}{after}{said}; will retry",
                                 retryable=True)
         hint = _HINTS.get(status, "check the channel's bot_token and chat_id")
-        raise DeliveryError(f"{label} refused the message with HTTP {status} ({what}); {hint}",
+        raise DeliveryError(f"{label} refused the message with HTTP {status}{said}; {hint}",
                             retryable=False)
