@@ -116,6 +116,8 @@ class EmailNotifier:
         if isinstance(exc, smtplib.SMTPResponseException):
             return self._response(exc.smtp_code, exc.smtp_error)
         if isinstance(exc, smtplib.SMTPServerDisconnected):
+            if "timed out" in str(exc):  # smtplib turns a read timeout into a disconnect
+                return self._network(TimeoutError())
             return DeliveryError(f"{label} closed the connection; will retry", retryable=True)
         if isinstance(exc, smtplib.SMTPNotSupportedError):
             return self._unsupported(str(exc))

@@ -99,4 +99,9 @@ def build_email(message: Message, sender: str, to: tuple[str, ...]) -> EmailMess
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     msg.set_content(plain_body(message))
     msg.add_alternative(html_body(message), subtype="html")
+    # Bodies are encoded above (within 78 columns). For the headers, fold only
+    # past RFC 5322's hard limit: Python's folder would move a subject of 70-odd
+    # characters to a continuation line, which some readers show with a
+    # leading space.
+    msg.policy = msg.policy.clone(max_line_length=998)
     return msg
