@@ -109,8 +109,8 @@ def test_plain_text_part_lists_each_alert_and_what_to_do(plain: SmtpReceiver) ->
         "",
         f"Audit-log head when sent: {HEAD}",
         "Sent 2026-11-24T10:00:00Z by custody-auditor.",
-        "Acknowledge a firing alert (stops repeats) with `auditor alerts ack FINGERPRINT`; "
-        "`auditor alerts list` shows every open alert."]
+        ("Acknowledge a firing alert (stops repeats) with `auditor alerts ack FINGERPRINT`; "
+         "`auditor alerts list` shows every open alert.")]
 
 
 def test_html_part_escapes_values_and_holds_the_same_facts(plain: SmtpReceiver) -> None:

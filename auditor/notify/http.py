@@ -10,6 +10,8 @@ httpx's own exception texts (which can contain the URL) are never used.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -37,8 +39,26 @@ ResponseCheck = Callable[[httpx.Response, str], None]
 
 USER_AGENT = f"custody-auditor/{__version__}"
 
+_URL = re.compile(r"https?://[^\s\"'<>]+")
+
 _shared: httpx.Client | None = None
 _shared_lock = threading.Lock()
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO (`HTTP Request: POST
+    https://…/bot<token>/sendMessage …`); channel URLs carry tokens, so its
+    records keep only `scheme://host:port`, whatever the log level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        redacted = _URL.sub(lambda m: host_label(m.group(0)), text)
+        if redacted != text:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactUrls())
 
 
 def make_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
