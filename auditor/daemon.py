@@ -8,9 +8,11 @@ a misfire grace of half the interval: a late cycle runs once, never twice,
 never two at a time). Each cycle gets a deadline of 0.8 × `poll_every`; the
 service marks a cycle that overran as failed, the daemon also logs it. No
 exception from a cycle ever stops the daemon: it is logged (secrets and URL
-paths removed) and counted as a failed cycle. SIGTERM/SIGINT let the running
-cycle finish, stop the scheduler and the HTTP server, and return 0; a second
-signal exits at once (the store's transactions keep it consistent).
+paths removed) and counted as a failed cycle. Alerts go out on a delivery
+thread of their own (`daemon_delivery`), woken by each cycle and by due
+retries. SIGTERM/SIGINT let the running cycle and the sends in flight finish,
+stop the scheduler and the HTTP server, and return 0; a second signal exits
+at once (the store's transactions keep it consistent).
 
 How to watch it
 ---------------
@@ -327,45 +329,56 @@ def _start_fields(settings: Settings, daemon: Daemon) -> dict[str, Any]:
 
 
 class ServiceCycle:
-    """The production cycle: `service.run_cycle`, then the outbox, on a long-lived Store.
+    """The production cycle: `service.run_cycle` on a long-lived Store; alerts go
+    out on the delivery loop's own thread (`daemon_delivery.DeliveryLoop`).
 
-    Like `poll --once`, each cycle ends by delivering the due outbox items
-    (retries included), so alerts go out at most one poll late. The Store
-    stays open between cycles (its balance cache saves re-reading every
-    address each poll); the daemon calls it, and `close()`, on one thread.
-    A cycle that raises drops the Store: the next one opens a fresh one.
+    Each cycle enqueues its transitions in its own transaction, then pokes
+    the loop, which delivers them (and retries when they fall due) without
+    waiting for the next poll. The loop starts with the first cycle, so what
+    a previous run left pending goes out at once. The Store stays open
+    between cycles (its balance cache saves re-reading every address each
+    poll); the daemon calls it, and `close()`, on one thread. A cycle that
+    raises drops the Store: the next one opens a fresh one.
     """
 
     def __init__(self, settings: Settings):
         # Imported here, not at module top: the daemon module loads without them.
+        from .daemon_delivery import DeliveryLoop
         from .notify import make_notifier
         from .outbox import deliver_pending
         from .service import run_cycle
         from .store import Store
 
         self._settings = settings
-        self._run_cycle, self._deliver, self._open = run_cycle, deliver_pending, Store.open
+        self._run_cycle, self._open = run_cycle, Store.open
         self._notifiers = {c.name: make_notifier(c) for c in settings.alerts.channels}
         self._store: Any = None
+        self.delivery = DeliveryLoop(settings, self._notifiers, deliver=deliver_pending,
+                                     open_store=Store.open)
 
     def __call__(self, now: datetime, deadline_s: float) -> CycleOutcomeLike:
         s = self._settings
+        self.delivery.start()
         if self._store is None:
             self._store = self._open(s.store.path)
         try:
             outcome = self._run_cycle(s, self._store, now=now, deadline_s=deadline_s)
         except BaseException:
-            self.close()
+            self._drop_store()
             raise
-        report = self._deliver(self._store, self._notifiers, s.alerts, s.exchange.id)
-        for error in report.errors:  # already free of secrets: the outbox scrubs them
-            log.warning("alert delivery", extra={"fields": {"error": error}})
+        finally:
+            self.delivery.poke()  # a failed cycle still enqueues its stale_data
         return outcome  # type: ignore[no-any-return]
 
-    def close(self) -> None:
+    def _drop_store(self) -> None:
         store, self._store = self._store, None
         if store is not None:
             store.close()
+
+    def close(self) -> None:
+        """Stop the delivery loop (its sends in flight finish), close the Store."""
+        self.delivery.stop()
+        self._drop_store()
 
 
 def build_cycle_fn(settings: Settings) -> ServiceCycle:

@@ -8,9 +8,15 @@ at once for a permanent failure, the item is dead-lettered and a
 `delivery_failed` alert (critical) is queued to every other configured
 channel (the `log` channel if there is none), so a silent channel is noticed.
 
-After a retryable failure the channel counts as down for the rest of the
-run: its other items wait for the next run instead of each waiting out a
-timeout (a run must stay well inside the cycle deadline).
+Channels are served concurrently, one lane each (`outbox_lanes`): one
+message in flight per channel, in outbox order, paced by the channel's
+`rate` (a token bucket), read a page at a time, so neither a slow, down or
+rate-limited channel nor a 10,000-row backlog holds up the others or fills
+memory. After a retryable failure the channel is down until its retry is
+due: its younger rows wait behind the failed one (order is kept, and a down
+channel costs one timeout per retry, not one per row). Delivered marks are
+written a batch per transaction after the sends returned; a process killed
+in between sends those few again (receivers drop duplicates by `seq`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +35,7 @@ from .errors import DeliveryError
 from .notify.base import Message, Notifier, rfc3339, wire_alert
 from .notify.http import collect_secrets, scrub
 from .notify.log import LogNotifier
+from .outbox_lanes import PAGE, Lane, LaneRunner
 from .settings import AlertSettings, ChannelSettings, RetrySettings
 
 __all__ = [
@@ -43,6 +51,7 @@ __all__ = [
 log = logging.getLogger("auditor.outbox")
 
 FALLBACK_CHANNEL = "log"  # stderr, used when no other channel exists or is configured
+_ALARM_ROUNDS = 3  # delivery_failed alarms delivered in the same run, alarms about alarms included
 
 
 class OutboxItem(Protocol):
@@ -60,7 +69,10 @@ class OutboxStore(Protocol):
 
     def pending_outbox(self, now: datetime, limit: int = 100,
                        channel: str | None = None) -> Sequence[OutboxItem]: ...
+    def outbox_page(self, channel: str, after_id: int, limit: int, /) -> Sequence[OutboxItem]: ...
+    def outbox_channels(self) -> Mapping[str, int]: ...
     def mark_delivered(self, item_id: int, at: datetime, /) -> None: ...
+    def mark_delivered_many(self, marks: list[tuple[int, datetime]], /) -> None: ...
     def mark_retry(self, item_id: int, at: datetime, error: str,
                    next_attempt_at: datetime, /) -> None: ...
     def mark_dead(self, item_id: int, at: datetime, error: str, /) -> None: ...
@@ -100,51 +112,64 @@ def _utcnow() -> datetime:
 
 def deliver_pending(store: OutboxStore, notifiers: Mapping[str, Notifier],
                     alert_settings: AlertSettings, exchange_id: str,
-                    now: datetime | None = None, *, limit: int = 1000,
+                    now: datetime | None = None, *, limit: int = PAGE,
                     clock: Callable[[], datetime] = _utcnow,
-                    sleep: Callable[[float], None] = time.sleep,
+                    sleep: Callable[[float], object] = time.sleep,
                     monotonic: Callable[[], float] = time.monotonic,
-                    rand: Callable[[], float] = random.random) -> DeliveryReport:
+                    rand: Callable[[], float] = random.random,
+                    stop: threading.Event | None = None) -> DeliveryReport:
     """Deliver every due outbox item once. Never raises; see `DeliveryReport`.
 
-    `now` fixes the time of the whole run (tests, `poll --once`); without it
-    each send is stamped with `clock()`. `sleep`/`monotonic` pace channels
-    with a `rate`; `rand` is the jitter source.
+    Returns when no channel has a due row left. `limit`: rows read per
+    channel at a time. `now` fixes the time of the whole run (tests, `poll
+    --once`); without it each send is stamped with `clock()`, and a channel
+    whose retry falls due while other channels still keep the run busy is
+    retried in it. `sleep`/`monotonic` pace channels with a `rate`; `rand` is
+    the jitter source. `stop` (the daemon's SIGTERM): no new send starts;
+    those in flight finish and are recorded.
     """
     run = _Run(store, notifiers, alert_settings, exchange_id, now, clock, sleep, monotonic, rand)
+    run.limit, run.stop = max(1, int(limit)), stop
     try:
-        run.run(limit)
+        run.run()
     except Exception as exc:  # the worker must never take the daemon down
         run.record(f"outbox run stopped: {type(exc).__name__}: {run.scrub(str(exc))}")
+    finally:
+        run.close()
     return run.report
 
 
-class _Run:
+class _Run(LaneRunner):
     def __init__(self, store: OutboxStore, notifiers: Mapping[str, Notifier],
                  settings: AlertSettings, exchange_id: str, now: datetime | None,
-                 clock: Callable[[], datetime], sleep: Callable[[float], None],
+                 clock: Callable[[], datetime], sleep: Callable[[float], object],
                  monotonic: Callable[[], float], rand: Callable[[], float]):
-        self.store, self.notifiers, self.settings = store, notifiers, settings
-        self.exchange_id, self.fixed_now, self.clock = exchange_id, now, clock
-        self.sleep, self.monotonic, self.rand = sleep, monotonic, rand
+        super().__init__(store, now, clock, sleep, monotonic)
+        self.store: OutboxStore = store
+        self.notifiers, self.settings = notifiers, settings
+        self.exchange_id, self.rand = exchange_id, rand
         self.report = DeliveryReport()
         self.channels = {c.name: c for c in settings.channels}
         self.secrets = collect_secrets(settings.channels)
-        self.down: dict[str, str] = {}  # channel → error of its retryable failure this run
         self.dead: dict[str, list[tuple[OutboxItem, str]]] = {}
-        self.next_slot: dict[str, float] = {}
         self.fallback = LogNotifier(FALLBACK_CHANNEL)
 
     # -- helpers ------------------------------------------------------------
-    def now(self) -> datetime:
-        return self.fixed_now if self.fixed_now is not None else self.clock()
-
     def scrub(self, text: str) -> str:
         return scrub(text, self.secrets)
 
     def record(self, text: str) -> None:
         self.report.errors.append(text)
         log.warning("%s", text)
+
+    def rate_of(self, channel: str) -> float | None:
+        ch = self.channels.get(channel)
+        if ch is None or ch.rate is None or ch.rate <= 0:
+            return None
+        return float(ch.rate)  # messages per second: a timing, not an amount
+
+    def on_delivered(self, count: int) -> None:
+        self.report.delivered += count
 
     def retry_of(self, channel: str) -> RetrySettings:
         ch = self.channels.get(channel)
@@ -160,40 +185,24 @@ class _Run:
         start = item.first_attempt_at or item.created_at
         return (at - start).total_seconds() > self.retry_of(item.channel).budget
 
-    # -- the run --------------------------------------------------------------
-    def run(self, limit: int) -> None:
-        start = self.now()
-        for item in self.store.pending_outbox(start, limit=limit):
-            self.guarded(item)
-        queued = self.queue_delivery_failed()
-        # Deliver the alarms in this run too: `poll --once` has no next run.
-        for channel in sorted({channel for channel, _ in queued}):
-            for item in self.store.pending_outbox(self.now(), limit=limit, channel=channel):
-                if (channel, item.id) in queued:
-                    self.guarded(item)
-
-    def guarded(self, item: OutboxItem) -> None:
+    def guarded(self, item: OutboxItem, action: Callable[[], object]) -> None:
         try:
-            self.process(item)
+            action()
         except Exception as exc:  # a store error on one item must not stop the others
             self.record(f"channel {item.channel}: outbox item {item.id}: "
                         f"{type(exc).__name__}: {self.scrub(str(exc))}")
 
-    def process(self, item: OutboxItem) -> None:
-        at = self.now()
-        notifier = self.notifier_for(item.channel)
-        if notifier is None:
-            self.unknown_channel(item, at)
-        elif item.channel in self.down:
-            self.defer(item, at)
-        else:
-            self.throttle(item.channel)
-            error = self.attempt(notifier, item, at)
-            if error is None:
-                self.store.mark_delivered(item.id, at)
-                self.report.delivered += 1
-            else:
-                self.failed(item, at, error)
+    # -- the run --------------------------------------------------------------
+    def run(self) -> None:
+        self.drain()
+        for round_ in range(_ALARM_ROUNDS):
+            if not self.dead:
+                return
+            queued = self.queue_delivery_failed()
+            self.dead = {}
+            if not queued or self.stopping() or round_ == _ALARM_ROUNDS - 1:
+                return
+            self.drain()  # deliver the alarms in this run too: `poll --once` has no next run
 
     def message(self, item: OutboxItem, at: datetime) -> Message:
         alerts = [wire_alert(t) for t in item.transitions]
@@ -201,41 +210,59 @@ class _Run:
         return Message(self.exchange_id, at, self.store.head(), alerts, test=test)
 
     def attempt(self, notifier: Notifier, item: OutboxItem, at: datetime) -> DeliveryError | None:
-        message = self.message(item, at)
+        return self.send(notifier, item.channel, self.message(item, at))
+
+    def send(self, notifier: Notifier, channel: str, message: Message) -> DeliveryError | None:
+        """One send (on a pool thread: no store here); the error, None when accepted."""
         try:
             notifier.send(message)
         except DeliveryError as exc:
             return DeliveryError(self.scrub(str(exc)), retryable=exc.retryable)
         except Exception as exc:  # a notifier bug; its text may hold a URL, so withhold it
-            return DeliveryError(f"{type(exc).__name__} in the {item.channel} notifier "
+            return DeliveryError(f"{type(exc).__name__} in the {channel} notifier "
                                  "(details withheld: they may contain secrets)", retryable=True)
         return None
 
-    def throttle(self, channel: str) -> None:
-        ch = self.channels.get(channel)
-        if ch is None or ch.rate is None or ch.rate <= 0:
-            return
-        interval = 1.0 / float(ch.rate)  # a timing, not an amount
-        now = self.monotonic()
-        slot = max(self.next_slot.get(channel, now), now)
-        if slot > now:
-            self.sleep(slot - now)
-        self.next_slot[channel] = slot + interval
-
     # -- outcomes -------------------------------------------------------------
-    def failed(self, item: OutboxItem, at: datetime, error: DeliveryError) -> None:
+    def outcome(self, lane: Lane, item: OutboxItem, at: datetime,
+                error: DeliveryError | None) -> None:
+        if error is None:
+            if not self.marks:
+                self.marks_since = self.monotonic()
+            self.marks.append((item.channel, item.id, at))
+            return
+        retry_at: datetime | None = None
+        try:
+            retry_at = self.failed(item, at, error)
+        finally:
+            if error.retryable:
+                self.hold(lane, item, at, retry_at)
+
+    def hold(self, lane: Lane, item: OutboxItem, at: datetime, retry_at: datetime | None) -> None:
+        """The channel is down: the rest of its page waits (or is dead-lettered when
+        past its budget) until `retry_at`, then the lane starts again at the oldest row."""
+        for rest in list(lane.page):
+            self.guarded(rest, lambda: self.defer(rest, at))  # noqa: B023 - called at once
+        lane.rewind(item.id if retry_at is not None else item.id + 1)
+        first = timedelta(seconds=self.retry_of(lane.channel).first)
+        lane.blocked_until = retry_at if retry_at is not None else at + first
+
+    def failed(self, item: OutboxItem, at: datetime, error: DeliveryError) -> datetime | None:
+        """Record a failed attempt; when the next one is due (None: dead-lettered)."""
         text = str(error)
         if error.retryable:
             self.down[item.channel] = text
         if error.retryable and not self.over_budget(item, at):
             delay = backoff_delay(self.retry_of(item.channel), item.attempts, self.rand)
-            self.store.mark_retry(item.id, at, text, at + timedelta(seconds=delay))
+            retry_at = at + timedelta(seconds=delay)
+            self.store.mark_retry(item.id, at, text, retry_at)
             self.report.retried += 1
             self.record(f"channel {item.channel}: outbox item {item.id}: {text} "
                         f"(attempt {item.attempts + 1}; next in {delay:.0f}s)")
-            return
+            return retry_at
         why = "permanent failure" if not error.retryable else "retry budget spent"
         self.kill(item, at, f"{text} ({why})")
+        return None
 
     def kill(self, item: OutboxItem, at: datetime, text: str) -> None:
         self.store.mark_dead(item.id, at, text)

@@ -35,9 +35,13 @@ from .store_outbox import (
     OutboxItem,
     enqueue_tx,
     mark_dead_tx,
+    mark_delivered_many_tx,
     mark_delivered_tx,
     mark_retry_tx,
+    outbox_channels,
     outbox_counts,
+    outbox_next_due,
+    outbox_page,
     pending_outbox,
 )
 from .store_schema import connect
@@ -253,6 +257,24 @@ class Store:
     def mark_delivered(self, item_id: int, at: datetime) -> None:
         with self.transaction() as conn:
             mark_delivered_tx(conn, item_id, at)
+
+    @_guarded("mark notifications delivered")
+    def mark_delivered_many(self, marks: list[tuple[int, datetime]]) -> None:
+        """[(id, delivered at), …] in one transaction: all or none."""
+        with self.transaction() as conn:
+            mark_delivered_many_tx(conn, marks)
+
+    @_guarded("read the outbox")
+    def outbox_page(self, channel: str, after_id: int, limit: int) -> list[OutboxItem]:
+        return outbox_page(self._conn, channel, after_id, limit)
+
+    @_guarded("read the outbox")
+    def outbox_channels(self) -> dict[str, int]:
+        return outbox_channels(self._conn)
+
+    @_guarded("read the outbox")
+    def outbox_next_due(self) -> datetime | None:
+        return outbox_next_due(self._conn)
 
     @_guarded("schedule a notification retry")
     def mark_retry(self, item_id: int, at: datetime, error: str,

@@ -421,7 +421,7 @@ def test_service_cycle_keeps_one_store_on_the_worker_thread_and_closes_it_there(
     from auditor.store import Store
 
     seen: list[tuple[int, Store]] = []  # (thread id, store) per cycle; kept alive: ids stay unique
-    closed: list[int] = []
+    closed: list[int] = []  # threads that closed a cycle's Store (the delivery loop has its own)
 
     def fake_run_cycle(settings: Settings, store: Store, **kw: Any) -> Outcome:
         seen.append((threading.get_ident(), store))
@@ -432,11 +432,13 @@ def test_service_cycle_keeps_one_store_on_the_worker_thread_and_closes_it_there(
     real_close = Store.close
 
     def close(self: Store) -> None:
-        closed.append(threading.get_ident())
+        if any(self is store for _, store in seen):
+            closed.append(threading.get_ident())
         real_close(self)
 
     monkeypatch.setattr(auditor.service, "run_cycle", fake_run_cycle)
-    monkeypatch.setattr(auditor.outbox, "deliver_pending", lambda *a, **k: type("R", (), {"errors": []})())
+    monkeypatch.setattr(auditor.outbox, "deliver_pending",
+                        lambda *a, **k: auditor.outbox.DeliveryReport())
     monkeypatch.setattr(Store, "close", close)
     settings = make_settings(tmp_path, poll_every=1)
     d = running(settings, build_cycle_fn(settings))

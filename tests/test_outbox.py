@@ -56,10 +56,27 @@ class FakeStore:
                and i.next_attempt_at <= now and channel in (None, i.channel)]
         return sorted(due, key=lambda i: i.id)[:limit]
 
+    def outbox_page(self, channel: str, after_id: int, limit: int) -> list[FakeItem]:
+        rows = [i for i in self.items.values() if i.status == "pending"
+                and i.channel == channel and i.id > after_id]
+        return sorted(rows, key=lambda i: i.id)[:limit]
+
+    def outbox_channels(self) -> dict[str, int]:
+        first: dict[str, int] = {}
+        for i in sorted(self.items.values(), key=lambda i: i.id):
+            if i.status == "pending":
+                first.setdefault(i.channel, i.id)
+        return first
+
     def mark_delivered(self, id: int, at: datetime) -> None:
         item = self.items[id]
         assert item.status == "pending", "delivered twice"
         item.status, item.delivered_at = "delivered", at
+
+    def mark_delivered_many(self, marks: list[tuple[int, datetime]]) -> None:
+        assert all(self.items[id].status == "pending" for id, _ in marks), "delivered twice"
+        for id, at in marks:  # not atomic: enough here (Flaky fails on its first row)
+            self.mark_delivered(id, at)
 
     def mark_retry(self, id: int, at: datetime, error: str, next_attempt_at: datetime) -> None:
         item = self.items[id]
@@ -299,8 +316,7 @@ def test_store_failure_on_one_item_does_not_stop_the_others() -> None:
 
 def test_unreadable_outbox_is_reported_not_raised() -> None:
     class Broken(FakeStore):
-        def pending_outbox(self, now: datetime, limit: int = 100,
-                           channel: str | None = None) -> list[FakeItem]:
+        def outbox_channels(self) -> dict[str, int]:
             raise RuntimeError("no such table: outbox")
 
     report = run(Broken(), {}, settings())
@@ -319,7 +335,7 @@ def test_notifier_exception_text_is_withheld_and_secrets_scrubbed(
     texts = [*report.errors, caplog.text, *store.items[1].errors, *store.items[2].errors]
     assert report.retried == 2
     assert all(TOKEN not in t and HMAC_KEY not in t for t in texts)
-    assert "ValueError" in report.errors[0]
+    assert any("ValueError" in e for e in report.errors)
 
 
 # -- against a real receiver -----------------------------------------------------
