@@ -246,3 +246,41 @@ def test_problems_of_a_broken_config_never_show_the_secrets(tmp_path: Path) -> N
     text = "\n".join(p.message for p in found)
     for secret in (SLACK_PATH, PD_KEY, BOT, SMTP_PASSWORD):
         assert secret not in text
+
+
+def test_every_channel_key_is_documented_in_the_configuration_reference() -> None:
+    from auditor.config_channels import CHANNEL_TYPES, COMMON_KEYS, channel_keys
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    keys = set(COMMON_KEYS)
+    for kind in CHANNEL_TYPES:
+        spec = channel_keys(kind)
+        assert spec is not None
+        keys |= set(spec.all) | {f"{s}_file" for s in spec.secrets}
+    missing = sorted(k for k in keys if f"| `alerts.channels[].{k}` |" not in doc)
+    assert missing == []
+    assert "## Wiring Slack, email and PagerDuty" in doc
+    assert "auditor test-alert --channel" in doc
+
+
+def test_the_documented_channel_examples_are_valid_config(tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    section = doc.split("## Wiring Slack, email and PagerDuty")[1].split("\n## ")[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    channels = [c for b in blocks for c in yaml.safe_load(b)["alerts"]["channels"]]
+    assert {c["type"] for c in channels} == {"slack", "email", "pagerduty", "telegram", "teams"}
+    (tmp_path / "smtp.pw").write_text(SMTP_PASSWORD)
+    for c in channels:
+        if "password_file" in c:
+            c["password_file"] = "smtp.pw"
+    listed = "".join(f"    - {json.dumps(c)}\n" for c in channels)
+    env = dict(ENV, SLACK_WEBHOOK_URL=ENV["SLACK_URL"], PD_ROUTING_KEY=PD_KEY,
+               TELEGRAM_BOT_TOKEN=BOT, TEAMS_WEBHOOK_URL="https://example.webhook.office.com/x")
+    text = config_with(listed).replace("channels: [soc]}", "channels: [pager, slack, mail]}")
+    settings = load_config(write(tmp_path, text), env=env)
+    assert [c.name for c in settings.alerts.channels] == ["console", "slack", "mail", "pager",
+                                                          "tg", "teams"]
