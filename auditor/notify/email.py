@@ -23,6 +23,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Mapping
+from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
@@ -77,7 +78,7 @@ class EmailNotifier:
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
 
-    def _deliver(self, email: object) -> Mapping[str, tuple[int, bytes]]:
+    def _deliver(self, email: EmailMessage) -> Mapping[str, tuple[int, bytes]]:
         smtp: smtplib.SMTP
         if self._security == "ssl":
             smtp = smtplib.SMTP_SSL(self._host, self._port, timeout=self._timeout,
@@ -93,8 +94,7 @@ class EmailNotifier:
                 smtp.login(self._username, self._password.reveal())
             # The envelope takes bare addresses; the headers keep any display names.
             envelope_to = [parseaddr(a)[1] for a in self._to]
-            return smtp.send_message(email, parseaddr(self._sender)[1],  # type: ignore[arg-type]
-                                     envelope_to)
+            return smtp.send_message(email, parseaddr(self._sender)[1], envelope_to)
 
     # -- classification -----------------------------------------------------
     def _reply(self, code: int, text: bytes | str) -> str:
