@@ -8,7 +8,8 @@ messages name the store file and the operation, never config values).
 
 Parts: `store_schema` (tables), `store_audit` (hash chain, verify),
 `store_cycle` (one cycle's write), `store_outbox`, `store_alerts` (ack,
-resolve), `store_reads`, `store_lock` (the cycle lock), `store_codec` (JSON,
+resolve, delivery_failed), `store_silences` (silences, test messages),
+`store_reads`, `store_lock` (the cycle lock), `store_codec` (JSON,
 times).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,8 @@ from typing import Any, ParamSpec, Self, TypeVar
 from . import store_reads as reads
 from .errors import StoreError
 from .model import Alert, Transition
-from .store_alerts import ack_tx, resolve_tx
+from .silences import Silence
+from .store_alerts import ack_tx, delivery_failed_tx, resolve_tx
 from .store_audit import ZERO_HASH, AuditChain, AuditRecord, VerifyResult, verify_chain
 from .store_codec import transition_from_json, transition_to_json
 from .store_cycle import BalanceCache, CycleRecord, CycleWriteResult, write_cycle_tx
@@ -45,6 +47,14 @@ from .store_outbox import (
     pending_outbox,
 )
 from .store_schema import connect
+from .store_silences import (
+    get_silence,
+    list_silences,
+    silence_events,
+    silence_tx,
+    test_tx,
+    unsilence_tx,
+)
 
 __all__ = [
     "ZERO_HASH",
@@ -222,13 +232,64 @@ class Store:
 
     @_guarded("read an alert's history")
     def alert_history(self, fingerprint: str) -> list[dict[str, Any]]:
-        return reads.alert_history(self._conn, fingerprint)
+        """Transitions, acks, resolves and the silences that covered it, in seq order."""
+        rows = reads.alert_history(self._conn, fingerprint)
+        alert = reads.get_alert(self._conn, fingerprint)
+        if alert is not None:
+            rows += silence_events(self._conn, fingerprint, alert.rule)
+        return sorted(rows, key=lambda r: int(r.get("seq") or 0))
 
     @_guarded("acknowledge the alert")
-    def ack_alert(self, fingerprint: str, by: str, note: str, at: datetime) -> int:
-        """Acknowledge (suppresses repeats only); an `ack` audit record. Returns its seq."""
+    def ack_alert(self, fingerprint: str, by: str, note: str, at: datetime,
+                  notice: dict[str, Any] | None = None, channels: Sequence[str] = ()) -> int:
+        """Acknowledge (suppresses repeats only); an `ack` audit record. Returns its seq.
+        `notice` is queued to `channels` with that seq (the announcement)."""
         with self.transaction() as conn:
-            return ack_tx(conn, fingerprint, by, note, at)
+            return ack_tx(conn, fingerprint, by, note, at, notice, channels)
+
+    @_guarded("record delivery_failed")
+    def record_delivery_failed(self, fingerprint: str, channel: str, at: datetime, summary: str,
+                               details: dict[str, Any], channels: Sequence[str],
+                               repeat_every: int = 3600) -> tuple[int | None, dict[str, int]]:
+        """A dead-lettered channel's `delivery_failed` alert in one transaction: alert
+        state, an `alert` record with a fresh seq, outbox rows for `channels`. Returns
+        (seq, channel → outbox id); (None, {}) when it is already firing and neither
+        `repeat_every` has passed nor is it unacknowledged (only its details change)."""
+        with self.transaction() as conn:
+            return delivery_failed_tx(conn, fingerprint, channel, at, summary, details,
+                                      channels, repeat_every)
+
+    # -- silences -------------------------------------------------------------
+
+    @_guarded("silence")
+    def add_silence(self, silence: Silence, notice: dict[str, Any],
+                    channels: Sequence[str]) -> Silence:
+        """Store a silence (its id and seq are assigned here) with its `silence` record."""
+        with self.transaction() as conn:
+            return silence_tx(conn, silence, notice, channels)
+
+    @_guarded("end the silence")
+    def end_silence(self, silence_id: int, by: str, reason: str, at: datetime,
+                    notice: dict[str, Any], channels: Sequence[str]) -> Silence:
+        with self.transaction() as conn:
+            return unsilence_tx(conn, silence_id, by, reason, at, notice, channels)
+
+    @_guarded("read silences")
+    def silences(self, active_at: datetime | None = None) -> list[Silence]:
+        """Every silence, newest first; with `active_at`, only those active then."""
+        found = list_silences(self._conn, active_at)
+        return [s for s in found if active_at is None or s.active(active_at)]
+
+    @_guarded("read a silence")
+    def get_silence(self, silence_id: int) -> Silence | None:
+        return get_silence(self._conn, silence_id)
+
+    @_guarded("record the test message")
+    def record_test(self, at: datetime, by: str,
+                    notices: dict[str, dict[str, Any]]) -> tuple[int, dict[str, int]]:
+        """`auditor test-alert`: a `test` record and one outbox row per channel."""
+        with self.transaction() as conn:
+            return test_tx(conn, at, by, notices)
 
     @_guarded("resolve the alert")
     def resolve_alert(self, fingerprint: str, by: str, reason: str, at: datetime,

@@ -79,6 +79,13 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (next_attempt_at)
   WHERE delivered_at IS NULL AND dead_at IS NULL;
 
+CREATE TABLE IF NOT EXISTS silences (
+  id INTEGER PRIMARY KEY, rule TEXT NOT NULL, fingerprint TEXT, subject TEXT,
+  severity TEXT NOT NULL, created_at TEXT NOT NULL, ends_at TEXT NOT NULL, by TEXT NOT NULL,
+  reason TEXT NOT NULL, seq INTEGER NOT NULL, ended_at TEXT, ended_by TEXT, end_reason TEXT,
+  end_seq INTEGER);
+CREATE INDEX IF NOT EXISTS silences_ends_at ON silences (ends_at);
+
 CREATE TABLE IF NOT EXISTS approvals_used (
   id TEXT PRIMARY KEY, cycle INTEGER NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS configs (

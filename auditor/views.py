@@ -39,14 +39,17 @@ def alerts_table(rows: Sequence[Mapping[str, Any]], title: str = "Alerts") -> Ta
     if not rows:
         return f"{title}: none"
     t = Table(title=title, title_justify="left", caption_justify="left")
-    for c in ("#", "severity", "state", "rule", "subject", "value", "threshold", "since", "fingerprint"):
+    extra = [k for k in ("acked", "silenced") if any(k in a for a in rows)]  # `alerts list`
+    for c in ("#", "severity", "state", "rule", "subject", "value", "threshold", "since",
+              "fingerprint", *extra):
         t.add_column(c, overflow="fold")
     notes = []
     for i, a in enumerate(rows, start=1):
         style = "bold red" if a["severity"] == "critical" and a["state"] == "firing" else (
             "yellow" if a["state"] == "firing" else "green")
         t.add_row(str(i), a["severity"], a["state"], a["rule"], a["subject"], _s(a.get("value")),
-                  _s(a.get("threshold")), _s(a.get("since")), a["fingerprint"][:12], style=style)
+                  _s(a.get("threshold")), _s(a.get("since")), a["fingerprint"][:12],
+                  *[_s(a.get(k)) for k in extra], style=style)
         notes.append(f"{i}. {a.get('summary', '')}")
     t.caption = "\n".join(notes)
     return t
