@@ -5,8 +5,9 @@ worker delivers them at least once: an item is marked delivered only after
 its notifier returned. A retryable failure is retried with exponential
 backoff and full jitter until the channel's retry budget is spent; then, or
 at once for a permanent failure, the item is dead-lettered and a
-`delivery_failed` alert (critical) is queued to every other configured
-channel (the `log` channel if there is none), so a silent channel is noticed.
+`delivery_failed` alert (critical) is stored with a seq of its own and queued
+to the other channels of the routes that include the dead channel (the `log`
+channel if there is none), so a silent channel is noticed.
 
 Channels are served concurrently, one lane each (`outbox_lanes`): one
 message in flight per channel, in outbox order, paced by the channel's
@@ -79,6 +80,10 @@ class OutboxStore(Protocol):
     def enqueue(self, channel: str, transitions: list[dict[str, Any]], at: datetime,
                 cycle: int | None = None, /) -> int: ...
     def head(self) -> str: ...
+    def record_delivery_failed(self, fingerprint: str, channel: str, at: datetime,
+                               summary: str, details: dict[str, Any], channels: Sequence[str],
+                               repeat_every: int = 3600, /) -> tuple[int | None,
+                                                                    dict[str, int]]: ...
 
 
 @dataclass
@@ -315,18 +320,25 @@ class _Run(LaneRunner):
             if not targets:
                 self.record(f"delivery_failed for channel {channel} has nowhere to go: "
                             "configure a second channel (e.g. type log)")
-            for target in targets:
-                queued.add((target, self.store.enqueue(target, [transition], at)))
+            # Stored as an alert with a seq of its own (receivers dedupe by seq: reusing
+            # the dead item's would drop the alarm), with its outbox rows, in one write.
+            _seq, rows = self.store.record_delivery_failed(
+                transition["fingerprint"], channel, at, transition["summary"],
+                transition["details"], targets, self.settings.repeat_every)
+            queued |= set(rows.items())
         return queued
 
     def failure_targets(self, dead_channel: str, meta_only: bool) -> list[str]:
-        """Every other configured channel. When the dead item only carried
-        delivery_failed alarms, log channels only: a chain of alarms about
-        alarms between two broken channels must end."""
+        """The other channels of the routes that include the dead one (DESIGN.md:
+        "to the other channels of its route"), else the log channels. When the
+        dead item only carried delivery_failed alarms, log channels only: a chain
+        of alarms about alarms between two broken channels must end."""
+        routed = [c for r in self.settings.routes if dead_channel in r.channels
+                  for c in r.channels]
         names = list(dict.fromkeys([*self.channels, *self.notifiers]))
-        others = [n for n in names if n != dead_channel]
-        if meta_only:
-            others = [n for n in others if self.is_log_channel(n)]
+        others = [n for n in dict.fromkeys(routed) if n != dead_channel]
+        if meta_only or not others:
+            others = [n for n in names if n != dead_channel and self.is_log_channel(n)]
         if not others and dead_channel != FALLBACK_CHANNEL:
             others = [FALLBACK_CHANNEL]
         return others
@@ -339,8 +351,6 @@ class _Run(LaneRunner):
     def delivery_failed(self, channel: str, dead: list[tuple[OutboxItem, str]],
                         at: datetime) -> dict[str, Any]:
         since = min(item.created_at for item, _ in dead)
-        seqs = [t["seq"] for item, _ in dead for t in item.transitions
-                if isinstance(t.get("seq"), int) and not isinstance(t.get("seq"), bool)]
         last_error = dead[-1][1]
         budget_h = self.retry_of(channel).budget / 3600
         summary = (f"Channel {channel} could not be reached within its retry budget "
@@ -348,7 +358,7 @@ class _Run(LaneRunner):
                    f"{rfc3339(since)} may be missing there; fix the channel and check "
                    "`auditor alerts list` for what it missed.")
         return {
-            "seq": max(seqs) if seqs else None, "kind": "firing",
+            "seq": None, "kind": "firing",  # the store gives it a seq of its own
             "fingerprint": delivery_failed_fingerprint(self.exchange_id, channel),
             "rule": "delivery_failed", "subject": channel, "severity": "critical",
             "at": rfc3339(at), "since": rfc3339(at), "summary": summary,

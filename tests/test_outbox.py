@@ -13,7 +13,8 @@ import pytest
 from auditor.errors import DeliveryError
 from auditor.notify import Message, WebhookNotifier
 from auditor.outbox import backoff_delay, deliver_pending, delivery_failed_fingerprint
-from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, Secret
+from auditor.outbox_lanes import TokenBucket
+from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, RouteSettings, Secret
 
 from receivers import WebhookReceiver
 
@@ -95,6 +96,18 @@ class FakeStore:
         return f"{self.heads:064x}"
 
 
+    def record_delivery_failed(self, fingerprint: str, channel: str, at: datetime, summary: str,
+                               details: dict[str, Any], channels: list[str],
+                               repeat_every: int = 3600) -> tuple[int, dict[str, int]]:
+        """Like store.py: the alarm gets a fresh seq (here 1000, 1001, …)."""
+        self.alarms = getattr(self, "alarms", 0) + 1
+        seq = 999 + self.alarms
+        t = {"seq": seq, "kind": "firing", "fingerprint": fingerprint, "rule": "delivery_failed",
+             "subject": channel, "severity": "critical", "at": "2026-11-24T10:00:00Z",
+             "since": "2026-11-24T10:00:00Z", "summary": summary, "value": None,
+             "threshold": None, "details": details}
+        return seq, {ch: self.enqueue(ch, [t], at) for ch in channels}
+
 # -- notifiers -------------------------------------------------------------------
 
 class Recorder:
@@ -117,8 +130,8 @@ def transition(seq: int, kind: str = "firing", rule: str = "hot_drain") -> dict[
             "value": "0.42", "threshold": "0.2", "details": {}}
 
 
-def settings(*channels: ChannelSettings) -> AlertSettings:
-    return AlertSettings(retry=RETRY, channels=channels)
+def settings(*channels: ChannelSettings, routes: tuple[RouteSettings, ...] = ()) -> AlertSettings:
+    return AlertSettings(retry=RETRY, channels=channels, routes=routes)
 
 
 SOC = ChannelSettings(name="soc", type="webhook", url=Secret(f"http://127.0.0.1:1/hooks/{TOKEN}"),
@@ -126,6 +139,7 @@ SOC = ChannelSettings(name="soc", type="webhook", url=Secret(f"http://127.0.0.1:
 PAGER = ChannelSettings(name="pager", type="webhook", url=Secret("http://127.0.0.1:1/p"))
 CONSOLE = ChannelSettings(name="console", type="log")
 
+CRITICAL_ROUTE = (RouteSettings(("soc", "pager", "console"), severity=("critical",)),)
 
 def run(store: FakeStore, notifiers: dict[str, Any], alerts: AlertSettings,
         now: datetime = NOW, **kw: Any) -> Any:
@@ -219,13 +233,13 @@ def test_after_a_retryable_failure_the_channel_waits_but_others_are_delivered() 
 
 # -- dead letters and delivery_failed -------------------------------------------
 
-def test_retry_budget_exceeded_dead_letters_and_alerts_the_other_channels() -> None:
+def test_retry_budget_exceeded_dead_letters_and_alerts_the_other_channels_of_its_route() -> None:
     store, pager, console = FakeStore(), Recorder("pager"), Recorder("console")
     store.enqueue("soc", [transition(41), transition(42)], NOW - timedelta(hours=2))
     store.items[1].first_attempt_at = NOW - timedelta(seconds=3601)
     soc = Recorder("soc", [DeliveryError("timed out", retryable=True)])
     report = run(store, {"soc": soc, "pager": pager, "console": console},
-                 settings(SOC, PAGER, CONSOLE))
+                 settings(SOC, PAGER, CONSOLE, routes=CRITICAL_ROUTE))
     assert store.items[1].status == "dead"
     assert report.dead == 1 and report.delivered == 2
     assert sorted(i.channel for i in store.items.values() if i.id != 1) == ["console", "pager"]
@@ -234,7 +248,7 @@ def test_retry_budget_exceeded_dead_letters_and_alerts_the_other_channels() -> N
     assert alert["fingerprint"] == fp == delivery_failed_fingerprint("example-ex", "soc")
     assert (alert["rule"], alert["subject"], alert["severity"]) == ("delivery_failed", "soc",
                                                                     "critical")
-    assert (alert["transition"], alert["state"], alert["seq"]) == ("firing", "firing", 42)
+    assert (alert["transition"], alert["state"], alert["seq"]) == ("firing", "firing", 1000)
     assert "soc" in alert["summary"] and "2026-11-24T08:00:00Z" in alert["summary"]
     assert console.sent[0].alerts == pager.sent[0].alerts
 
@@ -251,7 +265,8 @@ def test_permanent_failure_is_dead_at_once_and_alerts_the_others() -> None:
     store, pager = FakeStore(), Recorder("pager")
     store.enqueue("soc", [transition(5)], NOW)
     soc = Recorder("soc", [DeliveryError("refused with HTTP 400", retryable=False)])
-    report = run(store, {"soc": soc, "pager": pager}, settings(SOC, PAGER))
+    report = run(store, {"soc": soc, "pager": pager},
+                 settings(SOC, PAGER, routes=(RouteSettings(("soc", "pager")),)))
     assert store.items[1].status == "dead" and report.retried == 0
     assert pager.sent[0].alerts[0]["rule"] == "delivery_failed"
     assert "400" in pager.sent[0].alerts[0]["summary"]
@@ -266,7 +281,7 @@ def test_delivery_failed_goes_to_stderr_log_when_no_other_channel(
     assert [i.channel for i in store.items.values()] == ["soc", "log"]
     assert store.items[2].status == "delivered" and report.delivered == 1
     err = capsys.readouterr().err
-    assert "CRITICAL firing delivery_failed soc" in err and "seq 3" in err
+    assert "CRITICAL firing delivery_failed soc" in err and "seq 1000" in err
 
 
 def test_dead_delivery_failed_alarm_only_goes_to_log_channels() -> None:
@@ -277,6 +292,18 @@ def test_dead_delivery_failed_alarm_only_goes_to_log_channels() -> None:
         settings(SOC, PAGER, CONSOLE))
     assert [i.channel for i in store.items.values()] == ["pager", "console"]
     assert console.sent[0].alerts[0]["subject"] == "pager"
+
+
+def test_delivery_failed_skips_channels_outside_the_dead_channels_routes() -> None:
+    store, pager, console = FakeStore(), Recorder("pager"), Recorder("console")
+    store.enqueue("soc", [transition(5)], NOW)
+    soc = Recorder("soc", [DeliveryError("HTTP 400", retryable=False)])
+    routes = (RouteSettings(("soc",), severity=("critical",)),
+              RouteSettings(("pager",), severity=("warning",)))
+    run(store, {"soc": soc, "pager": pager, "console": console},
+        settings(SOC, PAGER, CONSOLE, routes=routes))
+    assert [i.channel for i in store.items.values()] == ["soc", "console"]  # log: no other
+    assert pager.sent == [] and console.sent[0].alerts[0]["seq"] == 1000
 
 
 def test_unknown_channel_is_written_to_the_log_channel_then_dead(

@@ -87,6 +87,8 @@ def test_real_store_permanent_failure_dead_letters_and_alerts_the_log_channel(
     assert (report.dead, report.delivered) == (1, 1)
     assert store.outbox_counts() == {"pending": 0, "retrying": 0, "delivered": 1, "dead": 1}
     err = capsys.readouterr().err
-    assert "CRITICAL firing delivery_failed soc" in err and "seq 7" in err
+    (alarm,) = [a for a in store.list_alerts() if a.rule == "delivery_failed"]
+    (seq,) = [h["seq"] for h in store.alert_history(alarm.fingerprint)]  # a fresh audit seq
+    assert "CRITICAL firing delivery_failed soc" in err and f"seq {seq}" in err
     assert TOKEN not in err and HMAC_KEY not in err
     json.loads(rx.requests[0].body)  # the refused message was well-formed JSON
