@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_alerts import alerts
+from .cli_alerts import alerts, test_alert
 from .cli_common import (
     DEFAULT_CONFIG,
     _config_path,
@@ -160,6 +160,7 @@ def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
 
 
 cli.add_command(alerts)
+cli.add_command(test_alert)
 
 
 # --- store ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ import click
 from .cli_common import _emit_json, _handle, _load, _who, config_option
 from .errors import AuditorError
 
-__all__ = ["alerts"]
+__all__ = ["alerts", "test_alert"]
 
 
 @click.group(invoke_without_command=True)
@@ -243,6 +243,38 @@ def alerts_unsilence(ctx: click.Context, config: str | None, silence_id: int, re
     finally:
         store.close()
     click.echo(f"silence {s.id} ended by {s.ended_by} (audit seq {s.end_seq})")
+
+
+@click.command("test-alert")
+@config_option
+@click.option("--channel", "channel", default=None, metavar="NAME",
+              help="Only this channel (default: every configured channel).")
+@click.option("--by", default=None, help="Who tests (default: the OS user); audit-logged.")
+@click.pass_context
+@_handle
+def test_alert(ctx: click.Context, config: str | None, channel: str | None,
+               by: str | None) -> None:
+    """Send a marked test message ("test": true, rule test) through the real path.
+
+    Written to the store and the audit log (a `test` record), delivered at once by the
+    outbox worker; prints delivered or the (redacted) error per channel. Exit 0 if all
+    were delivered, 1 if any failed, 2 for an unknown channel NAME.
+    """
+    import sys
+
+    from .alerts_probe import send_test_alert
+    from .store import Store
+
+    settings = _load(ctx)
+    store = Store.open(settings.store.path)
+    try:
+        seq, results = send_test_alert(settings, store, channel, _who(by), datetime.now(UTC))
+    finally:
+        store.close()
+    for r in results:
+        click.echo(f"{r.channel}: " + ("delivered" if r.delivered else f"FAILED: {r.error}"))
+    click.echo(f"test record: audit seq {seq}")
+    sys.exit(0 if all(r.delivered for r in results) else 1)
 
 
 def _resolve_fp(store: Any, given: str) -> str:
