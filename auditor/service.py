@@ -14,18 +14,19 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from . import alerting, rules, silences
 from .approvals import valid_approvals
 from .chains.base import ChainClient, make_client
 from .config import config_material, diff_material
+from .deliveries import plan_deliveries, with_notified
 from .errors import AuditorError
 from .exposure import Exposure, compute_exposure, exposure_json
 from .ledger import load_liabilities
-from .model import Alert, ChainReading, Evaluation, Liabilities, Transition
+from .model import ChainReading, Evaluation, Liabilities, Transition
 from .prices import load_prices
 from .settings import Settings
 from .store import CycleRecord, Store
@@ -125,9 +126,9 @@ def run_cycle(
     update.transitions, muted = silences.apply_silences(
         update.transitions, store.silences(active_at=now), now,
         notified={a.fingerprint for a in update.alerts if a.notified_channels})
-    deliveries, notified = _deliveries(settings, update.transitions, update.alerts,
-                                       last_cfg[1] if last_cfg is not None else None, muted)
-    update.alerts = [_with_notified(a, notified.get(a.fingerprint, ())) for a in update.alerts]
+    deliveries, notified = plan_deliveries(settings, update.transitions, update.alerts,
+                                           last_cfg[1] if last_cfg is not None else None, muted)
+    update.alerts = [with_notified(a, notified.get(a.fingerprint, ())) for a in update.alerts]
     consumed = sorted({a for e in evaluations for a in getattr(e, "consumed", frozenset())})
 
     poll = _poll_json(settings, now, status, readings, exposure, update, store)
@@ -311,48 +312,6 @@ def _chain_status(settings: Settings, store: Store, name: str, r: ChainReading, 
 
 
 # --- alerts and output ---------------------------------------------------------
-
-
-def _deliveries(settings: Settings, transitions: Sequence[Transition], alerts: Sequence[Alert],
-                previous_material: Mapping[str, object] | None, muted: Set[int] = frozenset(),
-                ) -> tuple[list[tuple[str, list[int]]], dict[str, list[str]]]:
-    """One grouped outbox row per channel: (channel, transition indexes). Also, per
-    fingerprint, the channels its firing/escalated/repeat went to (a later resolved
-    goes there). `muted`: indexes a silence covers, not delivered."""
-    wallet_chain = {w.name: w.chain for w in settings.wallets}
-    by_fp = {a.fingerprint: a for a in alerts}
-    configured = {c.name for c in settings.alerts.channels}
-    per_channel: dict[str, list[int]] = {}
-    notified: dict[str, list[str]] = {}
-    for i, t in enumerate(transitions):
-        if i in muted:
-            continue
-        prior = by_fp[t.fingerprint].notified_channels if t.fingerprint in by_fp else ()
-        names = (list(prior) if t.kind == "resolved" else []) or alerting.route(
-            t, settings.alerts.routes, wallet_chain)
-        if t.rule == "config_changed" and previous_material:
-            # Whoever was paged for critical alerts before the change hears of it too:
-            # an intruder who reroutes alerts must not silence the announcement.
-            names += [c for c in _critical_channels(previous_material) if c in configured]
-        for ch in dict.fromkeys(names):
-            per_channel.setdefault(ch, []).append(i)
-        if t.kind != "resolved":
-            notified.setdefault(t.fingerprint, []).extend(names)
-    return list(per_channel.items()), notified
-
-
-def _with_notified(a: Alert, channels: Sequence[str]) -> Alert:
-    if not channels:
-        return a
-    return replace(a, notified_channels=tuple(dict.fromkeys([*a.notified_channels, *channels])))
-
-
-def _critical_channels(material: Mapping[str, object]) -> list[str]:
-    out: list[str] = []
-    for r in material.get("routes", []) or []:  # type: ignore[union-attr]
-        if isinstance(r, dict) and "critical" in r.get("severity", []):
-            out += [str(c) for c in r.get("channels", [])]
-    return out
 
 
 def _poll_json(settings: Settings, now: datetime, status: str, readings: Mapping[str, ChainReading],
