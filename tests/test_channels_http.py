@@ -378,3 +378,16 @@ def test_teams_legacy_errors_inside_a_200_are_classified(embedded: int, retryabl
 def test_teams_legacy_success_answer_is_accepted() -> None:
     client = mock(lambda r: httpx.Response(200, text="1"))
     TeamsNotifier("teams", "https://example.webhook.office.com/x", client=client).send(message())
+
+
+def test_pagerduty_maps_ack_to_acknowledge_and_sends_no_page_for_silence_notices() -> None:
+    from datetime import UTC, datetime
+
+    from auditor.notify.base import Message
+    from auditor.notify.pagerduty import build_events
+
+    base = {"rule": "hot_ratio", "subject": "combined", "severity": "warning", "fingerprint": "ab" * 32}
+    msg = Message(exchange="ex", sent_at=datetime(2026, 11, 24, tzinfo=UTC), head="0" * 64, alerts=[
+        {**base, "transition": "acknowledged"}, {**base, "transition": "silenced"},
+        {**base, "transition": "unsilenced"}, {**base, "transition": "resolved", "state": "resolved"}])
+    assert [e["event_action"] for e in build_events(msg, "k")] == ["acknowledge", "resolve"]

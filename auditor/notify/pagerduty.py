@@ -1,6 +1,8 @@
 """The `pagerduty` channel: PagerDuty Events API v2, one event per alert transition.
 
-A `resolved` transition sends::
+An `acknowledged` announcement sends `event_action: acknowledge`; `silenced`
+and `unsilenced` announcements send nothing (they are audit notices, not
+pages). A `resolved` transition sends::
 
     {"routing_key": "<key>", "event_action": "resolve", "dedup_key": "<fingerprint>"}
 
@@ -63,8 +65,18 @@ def _details(alert: dict[str, Any], head: str, test: bool) -> dict[str, Any]:
     return out
 
 
-def _event(alert: dict[str, Any], message: Message, key: str) -> dict[str, Any]:
+# Announcements that are not incidents of their own: an acknowledgement maps to
+# PagerDuty's acknowledge; silences are audit notices, not pages.
+_NOT_PAGES = frozenset({"silenced", "unsilenced"})
+
+
+def _event(alert: dict[str, Any], message: Message, key: str) -> dict[str, Any] | None:
     dedup = str(alert.get("fingerprint") or f"{message.exchange}-test")
+    kind = alert.get("transition")
+    if kind in _NOT_PAGES:
+        return None
+    if kind == "acknowledged":
+        return {"routing_key": key, "event_action": "acknowledge", "dedup_key": dedup}
     if is_resolved(alert):
         return {"routing_key": key, "event_action": "resolve", "dedup_key": dedup}
     severity = alert.get("severity")
@@ -85,7 +97,8 @@ def build_events(message: Message, routing_key: str) -> list[dict[str, Any]]:
     if not alerts and message.test:
         alerts = [{"rule": "test", "subject": "test message", "severity": "warning",
                    "transition": "firing", "summary": "the channel works; no action needed"}]
-    return [_event(a, message, routing_key) for a in alerts]
+    events = (_event(a, message, routing_key) for a in alerts)
+    return [e for e in events if e is not None]
 
 
 class PagerDutyNotifier:
