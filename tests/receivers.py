@@ -4,7 +4,9 @@
 every request (path, headers, raw body) and checks the webhook signature with
 its own HMAC code (independent of auditor.notify.webhook, so a test of the
 signer against it means something). Switch its answer with `respond(...)`:
-200, 429, 500, 400 or "hang" (hold the request longer than a client timeout).
+200, 429, 500, 400 or "hang" (hold the request longer than a client timeout),
+optionally after a `delay` (a slow receiver). Each request records its
+arrival time (`time.monotonic()`), for rate-limit tests.
 `stop()` / `start()` take the channel down and up again on the same port.
 
     with WebhookReceiver(secret=b"s3cret") as rx:
@@ -18,6 +20,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +35,7 @@ class Received:
     body: bytes
     status: int | None  # what the receiver answered; None: it hung
     signature_ok: bool | None  # None: the receiver has no secret
+    at: float = 0.0  # time.monotonic() when it arrived
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -43,6 +47,7 @@ class WebhookReceiver:
         self.hang_seconds = hang_seconds
         self.port = 0
         self._mode: int | str = 200
+        self._delay = 0.0
         self._requests: list[Received] = []
         self._lock = threading.Lock()
         self._release = threading.Event()  # wakes hanging handlers on stop
@@ -73,10 +78,11 @@ class WebhookReceiver:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def respond(self, mode: int | str) -> None:
-        """Answer every next request with HTTP `mode`, or hang when mode == "hang"."""
+    def respond(self, mode: int | str, delay: float = 0.0) -> None:
+        """Answer every next request with HTTP `mode`, or hang when mode == "hang";
+        with `delay`, only after that many seconds."""
         with self._lock:
-            self._mode = mode
+            self._mode, self._delay = mode, delay
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -106,23 +112,26 @@ class WebhookReceiver:
                                     hashlib.sha256).hexdigest()
         return bool(ts) and hmac.compare_digest(want, got)
 
-    def _record(self, handler: BaseHTTPRequestHandler) -> int | str:
+    def _record(self, handler: BaseHTTPRequestHandler) -> tuple[int | str, float]:
         length = int(handler.headers.get("Content-Length", "0"))
         body = handler.rfile.read(length)
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
-            mode = self._mode
+            mode, delay = self._mode, self._delay
             status = mode if isinstance(mode, int) else None
             self._requests.append(Received(handler.path, headers, body, status,
-                                           self._check_signature(headers, body)))
-        return mode
+                                           self._check_signature(headers, body),
+                                           time.monotonic()))
+        return mode, delay
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                mode = receiver._record(self)
+                mode, delay = receiver._record(self)
+                if delay:
+                    receiver._release.wait(delay)
                 if mode == "hang":
                     receiver._release.wait(receiver.hang_seconds)
                     return

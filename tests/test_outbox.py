@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from auditor.errors import DeliveryError
 from auditor.notify import Message, WebhookNotifier
 from auditor.outbox import backoff_delay, deliver_pending, delivery_failed_fingerprint
+from auditor.outbox_lanes import TokenBucket
 from auditor.outbox_lanes import TokenBucket
 from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, RouteSettings, Secret
 
@@ -390,3 +392,143 @@ def test_receiver_down_then_up_gets_each_message_exactly_once(
         assert (up.delivered, again.delivered) == (3, 0)
         assert sorted(rx.seqs()) == [1, 2, 3]
         assert all(r.signature_ok for r in rx.requests)
+
+
+# -- lanes: concurrency, order, pacing, paging, stop -------------------------------
+
+class Log:
+    """Sends of several notifiers in the order they happened."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def notifier(self, name: str, before: Any = None) -> Any:
+        log = self
+
+        class Sink:
+            def __init__(self) -> None:
+                self.name = name
+
+            def send(self, message: Message) -> None:
+                if before is not None:
+                    before(message)
+                with log.lock:
+                    log.events.extend((name, a["seq"]) for a in message.alerts)
+
+        return Sink()
+
+    def seqs(self, name: str) -> list[int]:
+        return [seq for who, seq in self.events if who == name]
+
+
+def test_token_bucket_spaces_messages_by_one_over_rate() -> None:
+    bucket = TokenBucket(4.0, now=10.0)
+    assert bucket.wait(10.0) == 0
+    bucket.take(10.0)
+    assert bucket.wait(10.0) == pytest.approx(0.25)
+    assert bucket.wait(10.1) == pytest.approx(0.15)
+    assert bucket.wait(10.25) == 0
+    bucket.take(10.25)
+    assert bucket.wait(20.0) == 0, "an idle channel gets its token back"
+    bucket.take(20.0)
+    assert bucket.wait(20.0) > 0, "but no burst: one token at most"
+
+
+def test_a_rate_limited_channel_does_not_hold_up_the_others() -> None:
+    store, log = FakeStore(), Log()
+    for seq in range(1, 4):
+        store.enqueue("slack", [transition(seq)], NOW)
+    for seq in range(11, 14):
+        store.enqueue("soc", [transition(seq)], NOW)
+    clock = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    slack = ChannelSettings(name="slack", type="webhook", url=Secret("http://x/"), rate=1)
+    report = run(store, {"slack": log.notifier("slack"), "soc": log.notifier("soc")},
+                 settings(slack, SOC), sleep=sleep, monotonic=lambda: clock[0])
+    assert report.delivered == 6
+    assert log.seqs("slack") == [1, 2, 3] and log.seqs("soc") == [11, 12, 13]
+    assert log.events.index(("soc", 13)) < log.events.index(("slack", 2))
+    assert slept == [1.0, 1.0], "paced only while nothing else could go"
+
+
+def test_a_slow_channel_does_not_hold_up_the_others() -> None:
+    store, log = FakeStore(), Log()
+    store.enqueue("slow", [transition(1)], NOW)
+    for seq in range(11, 14):
+        store.enqueue("soc", [transition(seq)], NOW)
+    soc_done = threading.Event()
+
+    def hold(message: Message) -> None:
+        soc_done.wait(10)  # the slow receiver answers once soc got everything (or never)
+
+    def after_soc(message: Message) -> None:
+        if message.alerts[0]["seq"] == 13:
+            soc_done.set()
+
+    slow = ChannelSettings(name="slow", type="webhook", url=Secret("http://x/"))
+    report = run(store, {"slow": log.notifier("slow", hold),
+                         "soc": log.notifier("soc", after_soc)}, settings(slow, SOC))
+    assert report.delivered == 4
+    assert log.events[:3] == [("soc", 11), ("soc", 12), ("soc", 13)]
+    assert soc_done.is_set(), "soc was served while slow's send was still in flight"
+
+
+def test_younger_rows_wait_behind_a_row_waiting_for_its_retry() -> None:
+    store, log = FakeStore(), Log()
+    for seq in (1, 2, 3):
+        store.enqueue("soc", [transition(seq)], NOW)
+    store.items[1].attempts, store.items[1].first_attempt_at = 1, NOW
+    store.items[1].next_attempt_at = NOW + timedelta(seconds=10)
+    notifiers = {"soc": log.notifier("soc")}
+    early = run(store, notifiers, settings(SOC))
+    assert (early.delivered, log.events) == (0, [])
+    due = run(store, notifiers, settings(SOC), now=NOW + timedelta(seconds=10))
+    assert due.delivered == 3 and log.seqs("soc") == [1, 2, 3]
+
+
+def test_a_backlog_is_read_a_page_at_a_time_and_delivered_in_order() -> None:
+    class Paged(FakeStore):
+        pages: list[int] = []
+
+        def outbox_page(self, channel: str, after_id: int, limit: int) -> list[FakeItem]:
+            page = super().outbox_page(channel, after_id, limit)
+            self.pages.append(len(page))
+            return page
+
+    store, log = Paged(), Log()
+    for seq in range(1, 26):
+        store.enqueue("soc", [transition(seq)], NOW)
+    report = run(store, {"soc": log.notifier("soc")}, settings(SOC), limit=10)
+    assert report.delivered == 25 and log.seqs("soc") == list(range(1, 26))
+    assert store.pages == [10, 10, 5]
+
+
+def test_a_row_is_marked_delivered_only_after_its_send_returned() -> None:
+    store = FakeStore()
+    for seq in (1, 2):
+        store.enqueue("soc", [transition(seq)], NOW)
+    seen: list[str] = []
+
+    def check(message: Message) -> None:
+        seen.append(store.items[message.alerts[0]["seq"]].status)
+
+    report = run(store, {"soc": Log().notifier("soc", check)}, settings(SOC))
+    assert seen == ["pending", "pending"] and report.delivered == 2
+    assert {i.status for i in store.items.values()} == {"delivered"}
+
+
+def test_stop_lets_the_send_in_flight_finish_and_starts_no_other() -> None:
+    store = FakeStore()
+    for seq in (1, 2, 3):
+        store.enqueue("soc", [transition(seq)], NOW)
+    stop = threading.Event()
+    report = run(store, {"soc": Log().notifier("soc", lambda m: stop.set())}, settings(SOC),
+                 stop=stop)
+    assert report.delivered == 1
+    assert [i.status for i in store.items.values()] == ["delivered", "pending", "pending"]
