@@ -15,10 +15,13 @@ the parent changes 1% of the N x 3 balances through cheat codes and mines
 BLOCKS_PER_CYCLE blocks: half the confirmations, so the settled view (head-11)
 picks up the previous cycle's changes while the watch view has this one's,
 as on a live chain. The chain read is timed by wrapping `EthereumClient.read`
-(`clients=`); the rest of the cycle by wrapping the service's steps. The naive
-loop (web3 `get_balance` + 2 x `balanceOf` + `get_transaction_count` per
-address, at the settled and the watch block: the same read as the cycle) runs
-on a sample and is extrapolated to N.
+(`clients=`); the rest of the cycle by wrapping the service's steps (wall time,
+and how much each raised the peak RSS), GC pauses through `gc.callbacks`. A
+last process restarts on the warm store (a daemon restart: the store's balance
+cache is loaded from SQLite) for one more cycle. The naive loop (web3
+`get_balance` + 2 x `balanceOf` + `get_transaction_count` per address, at the
+settled and the watch block: the same read as the cycle) runs on a sample and
+is extrapolated to N.
 """
 
 from __future__ import annotations
@@ -370,7 +373,9 @@ def report(n: int, loaded: dict[str, Any], cycles: list[dict[str, Any]], changed
               f"write_cycle {c['steps']['write_cycle']:.3f} s, {c['written']:,} balances written")
         grew = ", ".join(f"{k} +{v:.0f}" for k, v in by_size(c["grew"])
                          if v >= 1 and "(" not in k) or "nothing"  # no nested steps
-        print(f"      GC pauses {c['gc_s']:.3f} s; RSS now {c['rss_now_mb']:.0f} MB, peak "
+        firing = sum(a.get("state") == "firing" for a in c["poll"].get("alerts", []))
+        print(f"      {firing} alerts firing; GC pauses {c['gc_s']:.3f} s; RSS now "
+              f"{c['rss_now_mb']:.0f} MB, peak "
               f"{c['rss_mb']:.0f} MB, raised by (MB): {grew}")
     steady = cycles[1:]
     med = {k: statistics.median(c[k] for c in steady) for k in ("wall", "cpu", "read_wall",
