@@ -46,6 +46,14 @@ from .store_outbox import (
     outbox_page,
     pending_outbox,
 )
+from .store_records import (
+    daily_record,
+    daily_record_dates,
+    daily_records,
+    first_cycle_at,
+    last_daily_record_date,
+    write_daily_record_tx,
+)
 from .store_schema import connect
 from .store_silences import (
     get_silence,
@@ -215,6 +223,40 @@ class Store:
     @_guarded("read the chain heads")
     def last_heads(self) -> dict[str, tuple[int, str, datetime]]:
         return reads.last_heads(self._conn)
+
+    # -- daily records --------------------------------------------------------
+
+    @_guarded("write the daily record")
+    def write_daily_record(self, business_date: str, record: dict[str, Any], at: datetime) -> int:
+        """Write the immutable record of `business_date` (YYYY-MM-DD) with its `daily_record`
+        audit record (same payload; `head` set to the log head before it), in one
+        transaction (or the caller's). Returns the audit seq. A second write for the same
+        date raises StoreError."""
+        with self.transaction() as conn:
+            return write_daily_record_tx(conn, business_date, record, at)
+
+    @_guarded("read the daily record")
+    def daily_record(self, date: str) -> dict[str, Any] | None:
+        """The record's payload plus `seq`, or None."""
+        return daily_record(self._conn, date)
+
+    @_guarded("read the daily records")
+    def daily_records(self, from_date: str | None = None,
+                      to_date: str | None = None) -> list[dict[str, Any]]:
+        """Records of the inclusive period (YYYY-MM-DD), oldest first, each with `seq`."""
+        return daily_records(self._conn, from_date, to_date)
+
+    @_guarded("read the daily records")
+    def daily_record_dates(self, from_date: str) -> frozenset[str]:
+        return daily_record_dates(self._conn, from_date)
+
+    @_guarded("read the daily records")
+    def last_daily_record_date(self) -> str | None:
+        return last_daily_record_date(self._conn)
+
+    @_guarded("read the first cycle")
+    def first_cycle_at(self) -> datetime | None:
+        return first_cycle_at(self._conn)
 
     # -- alerts -------------------------------------------------------------
 

@@ -91,6 +91,13 @@ CREATE TABLE IF NOT EXISTS approvals_used (
 CREATE TABLE IF NOT EXISTS configs (
   seq INTEGER PRIMARY KEY, digest TEXT NOT NULL, material TEXT NOT NULL,
   cycle INTEGER, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS daily_records (
+  business_date TEXT PRIMARY KEY, cutoff_at TEXT, cycle INTEGER, taken_at TEXT, late INTEGER,
+  seq INTEGER, payload TEXT);
+CREATE TRIGGER IF NOT EXISTS daily_records_no_update BEFORE UPDATE ON daily_records
+BEGIN SELECT RAISE(ABORT, 'daily_records are immutable: a record cannot be updated'); END;
+CREATE TRIGGER IF NOT EXISTS daily_records_no_delete BEFORE DELETE ON daily_records
+BEGIN SELECT RAISE(ABORT, 'daily_records are immutable: a record cannot be deleted'); END;
 CREATE TABLE IF NOT EXISTS chain_heads (
   chain TEXT PRIMARY KEY, block INTEGER NOT NULL, hash TEXT NOT NULL,
   first_seen_at TEXT NOT NULL, cycle INTEGER NOT NULL);
