@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_utils import keccak
 
 from .config_ctx import Ctx
 from .config_sections import check_url
@@ -36,6 +36,15 @@ TIERS = ("hot", "warm", "deposit", "cold")
 ROLES = ("customer", "guarantee", "proprietary")
 
 
+def _checksum(address: str) -> str:
+    """EIP-55 of a validated 0x + 40-hex address: one keccak, no re-validation
+    (eth_utils validates twice; a 100k-address deposit fleet notices)."""
+    lower = address[2:].lower()
+    digest = keccak(text=lower).hex()
+    return "0x" + "".join(c.upper() if d in "89abcdef" else c
+                          for c, d in zip(lower, digest[:40], strict=True))
+
+
 def eth_address(ctx: Ctx, path: str, value: Any, who: str = "") -> str | None:
     """An EIP-55 address; all-lowercase is accepted and checksummed, other mixes refused."""
     text = ctx.text(path, value, who)
@@ -49,11 +58,12 @@ def eth_address(ctx: Ctx, path: str, value: Any, who: str = "") -> str | None:
         ctx.error(path, f"{text[:12]}… is not an Ethereum address; write 0x followed by 40 "
                         "hex digits", who)
         return None
+    checksummed = _checksum(text)
     if text[2:] == text[2:].lower():
-        return to_checksum_address(text)
-    if not is_checksum_address(text):
+        return checksummed
+    if text != checksummed:
         ctx.error(path, f"{text} is not a valid EIP-55 checksum address; write it as "
-                        f"{to_checksum_address(text)} (checksummed) or all lowercase — and "
+                        f"{checksummed} (checksummed) or all lowercase — and "
                         "check it is the address you meant: a wrong checksum is often a typo",
                   who)
         return None
@@ -330,10 +340,12 @@ def _addresses(ctx: Ctx, path: str, raw: Any, who: str) -> list[str] | None:
     if None in out:
         return None
     result: list[str] = []
+    seen: set[str] = set()  # a deposit fleet has 100k addresses: no list scans
     for i, a in enumerate(out):
-        if a in result:
+        if a in seen:
             ctx.error(index(path, i), f"{a} is listed twice; remove one", who)
         else:
+            seen.add(a)  # type: ignore[arg-type]
             result.append(a)  # type: ignore[arg-type]
     return result
 

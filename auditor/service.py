@@ -10,9 +10,11 @@ lives here and in chains/, ledger, prices and store.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,8 +29,9 @@ from .errors import AuditorError
 from .exposure import Exposure, compute_exposure, exposure_json
 from .ledger import load_liabilities
 from .model import ChainReading, Evaluation, Liabilities, Transition
-from .prices import load_prices
+from .prices import fetch_prices
 from .settings import Settings
+from .service_records import record_inputs, write_due_record
 from .store import CycleRecord, Store
 from .units import rescale
 
@@ -85,7 +88,12 @@ def run_cycle(
     ok_chains = [n for n, r in readings.items() if r.ok]
 
     in_scope = _assets_in_scope(settings)
-    prices = load_prices(settings.prices, settings.assets, now)
+    # Feeds are read at the settled block the chain client read: reproducible from its hash.
+    priced = fetch_prices(settings.prices, settings.assets, now, chains=settings.chains,
+                          blocks={n: r.settled.block for n, r in readings.items()
+                                  if r.ok and r.settled is not None},
+                          deadline=started + budget)
+    prices = priced.prices
     liabilities, liab_error = _load_ledger(settings)
 
     inputs_ok = liab_error is None and all(prices.get(a) for a in in_scope)
@@ -111,10 +119,11 @@ def run_cycle(
         diff = diff_material(last_cfg[1], material) or ["config changed"]
 
     evaluations = _evaluate(settings, store, now, readings, totals, exposure, prices,
-                            liabilities, liab_error, diff, status)
+                            liabilities, liab_error, diff, status,
+                            price_status=priced.statuses())
     if status == "failed":
         # A failed cycle decides nothing but staleness.
-        evaluations = [e for e in evaluations if e.rule == "stale_data"]
+        evaluations = [e for e in evaluations if e.rule in ("stale_data", "daily_record")]
     wallet_chain = {w.name: w.chain for w in settings.wallets}
     update = alerting.advance(
         evaluations, store.open_alerts(), now, settings.exchange.id,
@@ -149,8 +158,12 @@ def run_cycle(
         config=material if last_cfg is None or last_cfg[0] != digest else None,
         config_digest=digest,
         poll=poll,
+        wallet_chains={w.name: w.chain for w in settings.wallets},
     )
-    result = store.write_cycle(rec)
+    with store.transaction():  # the cycle and the daily record it may write: both or neither
+        result = store.write_cycle(rec)
+        if status == "ok":
+            write_due_record(store, settings, now, poll, result.cycle_id)
     poll["cycle"] = result.cycle_id
     lag = {n: max(0.0, (now.timestamp() - r.head_timestamp)) for n, r in readings.items()
            if r.head_timestamp is not None}
@@ -211,6 +224,13 @@ def _unreadable(name: str, reason: str) -> ChainReading:
     return ChainReading(chain=name, ok=False, settled=None, watch=None, error=reason)
 
 
+@functools.lru_cache(maxsize=1024)
+def _lowered(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """A wallet's addresses as the chain clients key them; the same strings every
+    cycle, so 100k addresses are not re-lowered (and re-allocated) per view and asset."""
+    return tuple(sys.intern(a.lower()) for a in addresses)
+
+
 def _wallet_totals(settings: Settings, readings: Mapping[str, ChainReading]) -> tuple[_Totals, dict[str, str]]:
     """Sum address balances per wallet/asset in the asset's decimals; a missing
     balance in a reading that claims ok makes the chain unreadable, never zero."""
@@ -220,21 +240,21 @@ def _wallet_totals(settings: Settings, readings: Mapping[str, ChainReading]) -> 
         r = readings.get(w.chain)
         if r is None or not r.ok or w.chain in bad:
             continue
+        lows = _lowered(w.addresses)
         try:
             for view_name, view in (("settled", r.settled), ("watch", r.watch)):
                 assert view is not None
                 dest = t.settled if view_name == "settled" else t.watch
+                balances = view.balances
                 for asset in w.assets:
                     dep = settings.assets[asset].on_chain(w.chain)
                     assert dep is not None
-                    total = 0
-                    for addr in w.addresses:
-                        raw = view.balances[(addr.lower(), asset)]
-                        amount = rescale(raw, dep.decimals, settings.assets[asset].decimals)
-                        total += amount
-                        t.addresses.append((w.chain, view_name, addr.lower(), asset, amount))
-                    dest[(w.name, asset)] = total
-                t.nonces[view_name][w.name] = sum(view.nonces[a.lower()] for a in w.addresses)
+                    to_dec = settings.assets[asset].decimals
+                    rows = [(w.chain, view_name, a, asset,
+                             rescale(balances[(a, asset)], dep.decimals, to_dec)) for a in lows]
+                    dest[(w.name, asset)] = sum(row[4] for row in rows)
+                    t.addresses.extend(rows)
+                t.nonces[view_name][w.name] = sum(view.nonces[a] for a in lows)
         except (KeyError, AssertionError):
             bad[w.chain] = f"the reading of wallet {w.name} is incomplete"
     if bad:  # drop everything of a chain that turned out unreadable
@@ -269,7 +289,8 @@ def _assets_in_scope(settings: Settings) -> list[str]:
 def _evaluate(settings: Settings, store: Store, now: datetime,
               readings: Mapping[str, ChainReading], totals: _Totals, exposure: Exposure | None,
               prices: Mapping[str, object], liabilities: Liabilities | None,
-              liab_error: str | None, diff: list[str] | None, status: str) -> list[Evaluation]:
+              liab_error: str | None, diff: list[str] | None, status: str, *,
+              price_status: Mapping[str, rules.InputStatus] | None = None) -> list[Evaluation]:
     longest = max((w.window for w in settings.rules.hot_drain.windows), default=0)
     history = store.watch_history(now - timedelta(seconds=longest)) if status != "failed" else []
     last = store.last_watch()
@@ -292,9 +313,10 @@ def _evaluate(settings: Settings, store: Store, now: datetime,
         chain_status={n: _chain_status(settings, store, n, r, now) for n, r in readings.items()},
         liabilities_status=rules.InputStatus.from_liabilities(liabilities, liab_error, settings, now)
         if hasattr(rules, "InputStatus") else None,
-        price_status=None,
+        price_status=price_status,
         last_ok_cycle_at=store.last_ok_cycle_at(),
         poll_every=settings.schedule.poll_every,
+        **record_inputs(store, settings, now),
     )
     return rules.evaluate_all(inp)
 

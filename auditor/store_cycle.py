@@ -128,9 +128,14 @@ def _amounts_by_chain(rec: CycleRecord, changed: list[Balance]) -> dict[str, dic
     for view, wallet, nonce in rec.nonces:
         chain = rec.wallet_chains.get(wallet, "")
         out[chain]["nonces"].setdefault(view, {})[wallet] = str(nonce)
-    for chain, view, address, asset, amount in sorted(changed):
-        out[chain]["balances_changed"].append([view, address, asset, str(amount)])
+    for chain in {b[0] for b in changed}:
+        out[chain]  # every chain with changes gets a snapshot record
     return out
+
+
+# Per-address changes go into the log in parts of this many balances, so a first
+# cycle of 100k addresses × 3 assets × 2 views never builds one 600k-entry record.
+BALANCES_PER_RECORD = 10_000
 
 
 def _write_amounts(conn: sqlite3.Connection, cid: int, rec: CycleRecord, changed: list[Balance]) -> None:
@@ -169,10 +174,28 @@ def _append_snapshots(chain: AuditChain, cid: int, rec: CycleRecord,
     """One snapshot per chain; returns the totals of wallets `wallet_chains` does not map."""
     by_chain = _amounts_by_chain(rec, changed)
     unmapped = by_chain.pop("", {})
+    ordered = sorted(changed)
+    start = 0
     for name in sorted(set(rec.chains) | set(by_chain)):
-        payload = {**rec.chains.get(name, {}), "cycle": cid, "chain": name, **by_chain[name]}
+        end = start
+        while end < len(ordered) and ordered[end][0] == name:
+            end += 1
+        parts = range(start, end, BALANCES_PER_RECORD)
+        payload = {**rec.chains.get(name, {}), "cycle": cid, "chain": name, **by_chain[name],
+                   "balances_changed": _balances(ordered, start, min(end, start + BALANCES_PER_RECORD)),
+                   "balances_parts": max(1, len(parts))}
         chain.append("snapshot", payload, rec.taken_at)
+        for part, lo in enumerate(parts[1:], start=2):
+            chain.append("snapshot_balances", {
+                "cycle": cid, "chain": name, "part": part,
+                "balances_changed": _balances(ordered, lo, min(end, lo + BALANCES_PER_RECORD)),
+            }, rec.taken_at)
+        start = end
     return {k: v for k, v in unmapped.items() if k != "balances_changed" and v}
+
+
+def _balances(ordered: list[Balance], lo: int, hi: int) -> list[list[str]]:
+    return [[view, address, asset, str(amount)] for _c, view, address, asset, amount in ordered[lo:hi]]
 
 
 def _append_transitions(conn: sqlite3.Connection, chain: AuditChain, cid: int,

@@ -112,7 +112,9 @@ def format_price(p: Decimal | None) -> str | None:
 
 def rescale(amount: int, from_decimals: int, to_decimals: int) -> int:
     """Move an amount between decimal bases; only exact conversions are allowed."""
-    if to_decimals >= from_decimals:
+    if to_decimals == from_decimals:
+        return amount
+    if to_decimals > from_decimals:
         return amount * 10 ** (to_decimals - from_decimals)
     q, r = divmod(amount, 10 ** (from_decimals - to_decimals))
     if r:

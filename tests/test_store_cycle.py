@@ -271,3 +271,31 @@ def test_a_store_opened_for_any_thread_keeps_its_balances_across_threads(tmp_pat
     with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(StoreError, match="thread"):
         pool.submit(t.head).result()
     t.close()
+
+
+def test_many_changed_balances_are_logged_in_parts_and_the_chain_verifies(tmp_path) -> None:
+    import json as _json
+    import sqlite3 as _sqlite3
+    from datetime import UTC, datetime
+
+    from auditor.store import CycleRecord, Store
+    from auditor.store_cycle import BALANCES_PER_RECORD
+
+    n = BALANCES_PER_RECORD * 2 + 7
+    store = Store.open(tmp_path / "a.db")
+    rec = CycleRecord(
+        taken_at=datetime(2026, 11, 24, tzinfo=UTC), status="ok", reason=None,
+        chains={"ethereum": {"ok": True}}, totals=[("settled", "w", "ETH", n)], nonces=[],
+        address_balances=[("ethereum", "settled", f"0x{i:040x}", "ETH", 1) for i in range(n)],
+        exposure=None, findings=[], alerts=[], transitions=[], deliveries=[],
+        consumed_approvals=[], config=None, config_digest=None, poll={}, wallet_chains={"w": "ethereum"})
+    store.write_cycle(rec)
+    assert store.verify().ok
+    store.close()
+    with _sqlite3.connect(tmp_path / "a.db") as c:
+        rows = [(k, _json.loads(p)) for k, p in c.execute(
+            "select kind, payload from audit_log where kind like 'snapshot%' order by seq")]
+    assert [k for k, _ in rows] == ["snapshot", "snapshot_balances", "snapshot_balances"]
+    assert rows[0][1]["balances_parts"] == 3
+    assert sum(len(p["balances_changed"]) for _, p in rows) == n
+    assert rows[0][1]["totals"] == {"settled": {"w": {"ETH": str(n)}}}
