@@ -20,6 +20,7 @@ from .rules_ratio import (
     hot_ratio,
     reserve_coverage,
 )
+from .rules_records import daily_record
 from .rules_stale import stale_data
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "cold_outflow",
     "config_changed",
     "stale_data",
+    "daily_record",
 ]
 
 # Event rules never resolve by evaluation; a person resolves them.
@@ -73,6 +75,7 @@ RULES: tuple[Callable[[RuleInput], Evaluation], ...] = (
     cold_outflow,
     config_changed,
     stale_data,
+    daily_record,
 )
 
 

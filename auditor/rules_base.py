@@ -118,6 +118,12 @@ class RuleInput:
     price_status: Mapping[str, InputStatus] | None = None
     last_ok_cycle_at: datetime | None = None
     poll_every: int = 60
+    # daily_record: business dates that have a record (None: not tracked, the rule is
+    # silent), when the store's first cycle was taken, and the schedule's cut-off
+    record_dates: frozenset[str] | None = None
+    first_cycle_at: datetime | None = None
+    records_timezone: str = "UTC"
+    records_cutoff: str = "00:00"
 
     def in_scope(self, asset: str) -> bool:
         scope = self.rules.scope_classes
