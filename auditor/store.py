@@ -31,6 +31,7 @@ from .silences import Silence
 from .store_alerts import ack_tx, delivery_failed_tx, resolve_tx
 from .store_audit import ZERO_HASH, AuditChain, AuditRecord, VerifyResult, verify_chain
 from .store_codec import transition_from_json, transition_to_json
+from .store_backtest import StoredCycle, connect_read_only, period_cycles, period_transitions
 from .store_cycle import BalanceCache, CycleRecord, CycleWriteResult, write_cycle_tx
 from .store_lock import cycle_lock
 from .store_outbox import (
@@ -130,6 +131,16 @@ class Store:
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"store {p}: could not open: {e}; check the path "
                              "(store.path) and that its directory is writable") from e
+
+    @classmethod
+    def open_read_only(cls, path: str | os.PathLike[str]) -> Store:
+        """Open an existing store read-only (`auditor backtest`): every write fails."""
+        p = Path(path)
+        try:
+            return cls(p, connect_read_only(p))
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"store {p}: could not open read-only: {e}; check the path "
+                             "(store.path) and its permissions") from e
 
     def close(self) -> None:
         self._conn.close()
@@ -257,6 +268,22 @@ class Store:
     @_guarded("read the first cycle")
     def first_cycle_at(self) -> datetime | None:
         return first_cycle_at(self._conn)
+
+    # -- backtest reads -------------------------------------------------------
+
+    def backtest_cycles(self, start: datetime, end: datetime) -> Iterator[StoredCycle]:
+        """Cycles taken in [start, end) with their exposure JSON and watch totals, in
+        order, streamed (sqlite3 errors surface as StoreError while iterating)."""
+        try:
+            yield from period_cycles(self._conn, start, end)
+        except sqlite3.Error as e:
+            raise StoreError(f"store {self}: could not read the cycles: {e}") from e
+
+    @_guarded("read the transitions of the period")
+    def period_transitions(self, start: datetime, end: datetime,
+                           rules: Sequence[str] | frozenset[str]) -> list[dict[str, Any]]:
+        """Stored firing/escalated/resolved transitions of `rules` in [start, end)."""
+        return period_transitions(self._conn, start, end, rules)
 
     # -- alerts -------------------------------------------------------------
 

@@ -1,0 +1,222 @@
+"""Backtest: stored exposures rebuilt exactly, a few hundred stored cycles replayed
+with stricter and looser thresholds, the store's own rules reproducing what fired, and
+nothing written to the store. Also `auditor records --json`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from auditor.backtest import BACKTEST_RULES, replay, warmup
+from auditor.cli import cli
+from auditor.cli_records import BACKTEST_COLUMNS, RECORD_COLUMNS
+from auditor.config import load_config, load_rules
+from auditor.exposure import compute_exposure, exposure_json
+from auditor.exposure_replay import exposure_from_json
+from auditor.model import BlockRef, ChainReading, ChainView, Liabilities, Price
+from auditor.service import run_cycle
+from auditor.settings import AssetSettings, Settings, WalletSettings
+from auditor.store import Store
+
+ETH = 10**18
+HOT, COLD = "0x" + "11" * 20, "0x" + "22" * 20
+USDC_HOT = "0x" + "33" * 20
+START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # 09:00 JST on 2026-11-02
+CYCLES = 300
+
+
+class Wave:
+    """Hot ETH (whole units) per cycle: 10 cycles at 20, 10 at a peak of 35, 45 or 55
+    (3.5 %, 4.5 %, 5.5 % of 1000 owed), the rest swept to cold; a theft of 18 in the last
+    10 cycles (instead of the 15th peak)."""
+
+    def __init__(self) -> None:
+        self.now, self.hot, self.cold, self.block = START, 20, 980, 1000
+
+    def set_cycle(self, i: int) -> None:
+        peak = (35, 45, 55)[(i // 20) % 3]
+        self.hot = peak if i % 20 >= 10 else 20
+        self.cold = 1000 - self.hot
+        if i >= CYCLES - 10:
+            self.hot, self.cold = 2, 980  # 18 ETH leave for good
+
+    def read(self, wallets: Sequence[WalletSettings], assets: Mapping[str, AssetSettings],
+             deadline: float | None = None) -> ChainReading:
+        self.block += 1
+        bal = {(HOT.lower(), "ETH"): self.hot * ETH, (COLD.lower(), "ETH"): self.cold * ETH,
+               (HOT.lower(), "USDC"): 10**12, (COLD.lower(), "USDC"): 0}
+        nonces = {HOT.lower(): 0, COLD.lower(): 0}
+        ts = int(self.now.timestamp())
+        view = ChainView(BlockRef(self.block, f"0x{self.block:064x}", ts), bal, nonces)
+        return ChainReading("ethereum", True, view, view, head_timestamp=ts)
+
+    def close(self) -> None:
+        pass
+
+
+def _settings(tmp: Path) -> Settings:
+    (tmp / "liabilities.csv").write_text("asset,amount\nETH,1000\nUSDC,1000000\n")
+    cfg = tmp / "auditor.yaml"
+    cfg.write_text(f"""
+exchange: {{id: bt-ex}}
+store: {{path: var/a.db}}
+schedule: {{poll_every: 60s, timezone: Asia/Tokyo, records_cutoff: "00:00"}}
+chains:
+  ethereum: {{type: ethereum, rpc: [{{url: "http://127.0.0.1:1"}}], confirmations: 1}}
+assets:
+  ETH: {{class: crypto, chain: ethereum, decimals: 18}}
+  USDC: {{class: stablecoin, deployments: [{{chain: ethereum, token: "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", decimals: 6}}]}}
+wallets:
+  - {{name: hot, chain: ethereum, tier: hot, role: customer, addresses: ["{HOT}"]}}
+  - {{name: cold, chain: ethereum, tier: cold, role: customer, addresses: ["{COLD}"]}}
+prices: {{source: static, static: {{ETH: "450000", USDC: "150"}}}}
+liabilities: {{source: csv, path: liabilities.csv, max_age: 100000d}}
+rules: {{preset: jp-fsa, guarantee_coverage: off}}
+alerts: {{channels: [{{name: console, type: log}}], routes: [{{severity: [warning, critical], channels: [console]}}]}}
+""")
+    return load_config(cfg, env={})
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    tmp = tmp_path_factory.mktemp("bt")
+    settings = _settings(tmp)
+    chain = Wave()
+    with Store.open(settings.store.path) as store:
+        for i in range(CYCLES):
+            chain.set_cycle(i)
+            chain.now = START + timedelta(minutes=i)
+            run_cycle(settings, store, now=chain.now, clients={"ethereum": chain})
+    return settings, tmp
+
+
+def _rules(tmp: Path, name: str, body: str) -> Path:
+    p = tmp / name
+    p.write_text(body)
+    return p
+
+
+def _replay(settings: Settings, rules_path: Path) -> list[tuple[str, str, str, str]]:
+    trial = load_rules(rules_path, settings.assets, poll_every=60)
+    end = START + timedelta(days=1)
+    with Store.open_read_only(settings.store.path) as store:
+        res = replay(settings, trial, store.backtest_cycles(START - timedelta(
+            seconds=warmup(trial)), end), START, end)
+    assert res.cycles == CYCLES
+    return [(t.kind, t.rule, t.subject, t.severity) for t in res.transitions]
+
+
+def _snapshot(path: Path) -> dict[str, object]:
+    with sqlite3.connect(path) as c:
+        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        counts = {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        head = c.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    return {"counts": counts, "head": head}
+
+
+def test_a_stored_exposure_rebuilds_to_the_same_figures() -> None:
+    settings = _settings(Path(__import__("tempfile").mkdtemp()))
+    now = START
+    settled = {("hot", "ETH"): 12 * ETH + 1, ("cold", "ETH"): 987 * ETH,
+               ("hot", "USDC"): 123_456_789, ("cold", "USDC"): 0}
+    prices = {"ETH": Price("ETH", __import__("decimal").Decimal("450000.123456789"), "static", now),
+              "USDC": Price("USDC", __import__("decimal").Decimal("150"), "static", now)}
+    liab = Liabilities({"ETH": 1000 * ETH, "USDC": 1_000_000 * 10**6}, now, "csv")
+    e = compute_exposure(settings.wallets, settings.assets, settled, prices, liab,
+                         settings.rules.scope_classes, now, 600, "JPY")
+    stored = json.loads(json.dumps(exposure_json(e)))
+    back = exposure_from_json(stored, settings.assets, settings.rules.scope_classes, now, 600)
+    assert exposure_json(back) == stored
+    assert back.assets["ETH"].hot == 12 * ETH + 1 and back.hot_ratio == e.hot_ratio
+    # another scope recomputes the combined ratio (USDC counted too)
+    wider = exposure_from_json(stored, settings.assets, None, now, 600)
+    assert wider.hot_ratio != e.hot_ratio and wider.customer_value > e.customer_value
+
+
+def test_the_stores_own_rules_replay_to_exactly_what_fired(stored, tmp_path: Path) -> None:
+    settings, tmp = stored
+    same = _rules(tmp_path, "same.yaml", "rules: {preset: jp-fsa, guarantee_coverage: off}\n")
+    replayed = _replay(settings, same)
+    with Store.open_read_only(settings.store.path) as store:
+        did = store.period_transitions(START, START + timedelta(days=1), BACKTEST_RULES)
+    assert replayed == [(t["kind"], t["rule"], t["subject"], t["severity"]) for t in did]
+    assert ("firing", "hot_drain", "hot/ETH", "critical") in replayed
+    assert ("firing", "reserve_coverage", "ETH", "critical") in replayed
+
+
+def test_a_stricter_hot_ratio_fires_more_and_a_looser_one_less(stored, tmp_path: Path) -> None:
+    settings, _ = stored
+
+    def hot_ratio_firings(body: str) -> int:
+        got = _replay(settings, _rules(tmp_path, "r.yaml", body))
+        return sum(1 for k, r, *_ in got if k == "firing" and r == "hot_ratio")
+
+    base = hot_ratio_firings("rules: {preset: jp-fsa, guarantee_coverage: off}\n")
+    strict = hot_ratio_firings("rules: {preset: jp-fsa, guarantee_coverage: off, "
+                               "hot_ratio: {warning: '3%', critical: '4%'}}\n")
+    loose = hot_ratio_firings("preset: jp-fsa\nguarantee_coverage: off\n"
+                              "hot_ratio: {warning: '6%', critical: '7%'}\n")
+    # 14 peaks (the last 5.5 % one is the theft's): none; the 4.5 % and 5.5 % ones; all
+    assert (loose, base, strict) == (0, 9, 14)
+
+
+def test_backtest_cli_lists_both_sides_and_writes_nothing(stored, tmp_path: Path) -> None:
+    settings, tmp = stored
+    strict = _rules(tmp_path, "strict.yaml", "rules: {preset: jp-fsa, guarantee_coverage: off, "
+                                             "hot_ratio: {warning: '3%', critical: '4%'}}\n")
+    before = _snapshot(settings.store.path)
+    res = CliRunner().invoke(cli, ["backtest", "-c", str(tmp / "auditor.yaml"), "--rules",
+                                   str(strict), "--from", "2026-11-02", "--to", "2026-11-02",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert all(tuple(r) == BACKTEST_COLUMNS for r in rows)
+    firing = [r for r in rows if r["transition"] == "firing" and r["rule"] == "hot_ratio"]
+    assert sum(r["source"] == "backtest" for r in firing) == 14
+    assert sum(r["source"] == "store" for r in firing) == 9
+    assert {r["threshold"] for r in firing if r["source"] == "backtest"} == {"0.03", "0.04"}
+    assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+    human = CliRunner().invoke(cli, ["backtest", "-c", str(tmp / "auditor.yaml"), "--rules",
+                                     str(strict), "--from", "2026-11-02", "--to", "2026-11-02"])
+    assert human.exit_code == 0 and "would have fired: 16 firing" in human.output
+    assert "did fire: 11 firing" in human.output  # hot_ratio, reserve_coverage, hot_drain
+    assert _snapshot(settings.store.path) == before
+
+
+def test_backtest_of_a_period_without_cycles_shows_nothing(stored, tmp_path: Path) -> None:
+    settings, tmp = stored
+    same = _rules(tmp_path, "same.yaml", "rules: {preset: jp-fsa}\n")
+    res = CliRunner().invoke(cli, ["backtest", "-c", str(tmp / "auditor.yaml"), "--rules",
+                                   str(same), "--from", "2025-01-01", "--to", "2025-01-31",
+                                   "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout) == []
+
+
+def test_records_json_rows_carry_the_table_columns(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    chain = Wave()
+    with Store.open(settings.store.path) as store:
+        for at in (START + timedelta(hours=14, minutes=59), START + timedelta(hours=15)):
+            chain.now = at
+            run_cycle(settings, store, now=at, clients={"ethereum": chain})
+    res = CliRunner().invoke(cli, ["records", "-c", str(tmp_path / "auditor.yaml"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [tuple(r) for r in rows] == [RECORD_COLUMNS] * 2
+    eth = next(r for r in rows if r["asset"] == "ETH")
+    assert eth | {"price_source": None} == {
+        "date": "2026-11-02", "asset": "ETH", "liabilities": "1000", "cold": "980",
+        "online_holdings": "20", "online": "20", "guarantee": "0", "price": "450000",
+        "price_source": None, "hot_ratio": "0.02", "late": False, "cycle": 2}
+    human = CliRunner().invoke(cli, ["records", "-c", str(tmp_path / "auditor.yaml"),
+                                     "--from", "2026-11-03"])
+    assert human.exit_code == 0 and "none" in human.output
+    bad = CliRunner().invoke(cli, ["records", "-c", str(tmp_path / "auditor.yaml"),
+                                   "--from", "2026-13-01"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
