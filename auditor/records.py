@@ -31,6 +31,7 @@ __all__ = [
     "grace_s",
     "latest_cutoff",
     "parse_hhmm",
+    "period_bounds",
 ]
 
 GRACE_POLLS = 3  # a record later than this many polls after its cut-off is late
@@ -141,3 +142,15 @@ def build_record(day: str, cutoff_at: datetime, poll: Mapping[str, Any], cycle: 
         "assets": {sym: _asset(a) for sym, a in e.get("assets", {}).items()},
         "chains": chains,
     }
+
+
+def period_bounds(from_date: str, to_date: str, tz: str) -> tuple[datetime, datetime]:
+    """Inclusive local dates → [start, end) in UTC: local midnight of `from_date` to local
+    midnight after `to_date` (a DST day is 23 or 25 hours long)."""
+    first, last = date.fromisoformat(from_date), date.fromisoformat(to_date)
+    if last < first:
+        raise ValueError(f"--to {to_date} is before --from {from_date}; swap them")
+    zone = ZoneInfo(tz)
+    start = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
