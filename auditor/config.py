@@ -114,7 +114,8 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
     asset_names = _declared(m.get("assets"), None) | set(assets)
     wallets = read_wallets(ctx, m.get("wallets"), chain_names, assets, asset_names)
     wallet_names = _declared(m.get("wallets"), "name")
-    prices = read_prices(ctx, m.get("prices"), assets)
+    prices = read_prices(ctx, m.get("prices"), assets, chains=chains, chain_names=chain_names,
+                         fiat=exchange.fiat if exchange else None)
     liabilities = read_liabilities(ctx, m["liabilities"]) if m.get("liabilities") else None
     approvals = read_approvals(ctx, m.get("approvals"), wallets, assets, wallet_names,
                                asset_names)

@@ -1,23 +1,18 @@
-"""Small top-level sections: exchange, store, daemon, schedule, prices, liabilities."""
+"""Small top-level sections: exchange, store, daemon, schedule (prices and
+liabilities live in config_prices, re-exported here)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .config_ctx import Ctx
-from .config_yaml import join
+from .config_prices import read_liabilities, read_prices
 from .settings import (
-    AssetSettings,
     DaemonSettings,
     ExchangeSettings,
-    LiabilitiesSettings,
-    PriceSettings,
     ScheduleSettings,
     Secret,
     StoreSettings,
@@ -147,82 +142,3 @@ def read_schedule(ctx: Ctx, raw: Any) -> ScheduleSettings | None:
     if poll is None or ctx.error_count() != errors:
         return None
     return ScheduleSettings(poll_every=poll, timezone=tz, records_cutoff=cutoff)
-
-
-_PRICE_UNSUPPORTED = {"check": "", "max_deviation": "", "chain": "", "feeds": "",
-                      "fiat_feed": "", "url": "", "paths": ""}
-
-
-def read_prices(ctx: Ctx, raw: Any, assets: Mapping[str, AssetSettings]) -> PriceSettings | None:
-    m = ctx.mapping("prices", {} if raw is None else raw, keys=("source", "static", "max_age"),
-                    unsupported=_PRICE_UNSUPPORTED)
-    if m is None:
-        return None
-    source = m.get("source", "static")
-    if source in ("chainlink", "http"):
-        ctx.error("prices.source", f"`source: {source}` is not supported yet (it is planned); "
-                                   "use `source: static` with `static: {ASSET: \"price\"}`")
-        return None
-    if ctx.choice("prices.source", source, ("static", "chainlink", "http")) is None:
-        return None
-    max_age = ctx.duration("prices.max_age", m.get("max_age", "10m"), minimum=1)
-    static = _static_prices(ctx, m.get("static") or {}, assets)
-    if max_age is None or static is None:
-        return None
-    return PriceSettings(source="static", static=static, max_age=max_age)
-
-
-def _static_prices(ctx: Ctx, raw: Any, assets: Mapping[str, AssetSettings]
-                   ) -> dict[str, Decimal] | None:
-    if not isinstance(raw, dict):
-        ctx.error("prices.static", 'expected a mapping of asset to price, e.g. '
-                                   '{ETH: "450000"}')
-        return None
-    out: dict[str, Decimal] = {}
-    ok = True
-    for sym, value in raw.items():
-        p = join("prices.static", sym)
-        if assets and sym not in assets:
-            ctx.error(p, f"unknown asset `{sym}`; declare it under `assets` or remove this "
-                         "price")
-            ok = False
-            continue
-        d = ctx.decimal(p, value, positive=True)
-        if d is None:
-            ok = False
-        else:
-            out[sym] = d
-    for sym in assets:
-        if sym not in out and sym not in raw:
-            ctx.warn("prices.static", f"no price for {sym}: its value is unknown and "
-                                      f"hot_ratio will be null; add {sym}: \"<price in fiat>\"")
-    return out if ok else None
-
-
-def read_liabilities(ctx: Ctx, raw: Any) -> LiabilitiesSettings | None:
-    m = ctx.mapping("liabilities", raw, keys=("source", "path", "max_age"),
-                    required=("path",), unsupported={"sql": "", "url": "", "query": ""})
-    if m is None:
-        return None
-    source = m.get("source", "csv")
-    if source == "sql":
-        ctx.error("liabilities.source", "`source: sql` is not supported yet (it is planned); "
-                                        "export the balances to csv or json")
-        return None
-    source = ctx.choice("liabilities.source", source, ("csv", "json", "sql"))
-    text = ctx.text("liabilities.path", m["path"]) if "path" in m else None
-    max_age: int | None = 3600
-    if "max_age" in m:
-        if m["max_age"] is None or m["max_age"] is False or m["max_age"] == "off":
-            max_age = None
-        else:
-            max_age = ctx.duration("liabilities.max_age", m["max_age"], minimum=1)
-            if max_age is None:
-                return None
-    if text is None or source is None:
-        return None
-    path = ctx.resolve_path(text)
-    if not path.exists():
-        ctx.warn("liabilities.path", f"{path} does not exist yet; until it does every cycle "
-                                     "fires stale_data `liabilities`")
-    return LiabilitiesSettings(source=source, path=Path(path), max_age=max_age)  # type: ignore[arg-type]

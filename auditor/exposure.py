@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Literal
 
@@ -242,5 +242,14 @@ def _asset_json(ae: AssetExposure) -> dict[str, object]:
         "proprietary": _amount(ae.proprietary, d),
         "liabilities": _amount(ae.liabilities, d),
         "price": _dec(ae.price.value) if ae.price is not None else None,
+        # Where the price came from, so a stored cycle shows its evidence:
+        # "static", "http:scheme://host:port", "chainlink:0xfeed[/0xfiatfeed]@block".
+        "price_source": ae.price.source if ae.price is not None else None,
+        "price_as_of": _time(ae.price.as_of) if ae.price is not None else None,
+        "price_round": ae.price.round_id if ae.price is not None else None,
         "hot_ratio": units.format_ratio(ae.hot_ratio),
     }
+
+
+def _time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,10 +1,11 @@
-"""Customer liabilities from the exchange's ledger export (csv or json).
+"""Customer liabilities from the exchange's ledger export (csv, json or sql).
 
 CSV: a header row `asset,amount[,as_of]`, amounts in whole units as decimal
 strings ("400.5"), `as_of` RFC 3339; without the column the file's
 modification time is the as-of time. JSON: either
 `{"as_of": "…", "balances": {"ETH": "400.5"}}` or a list of
 `{"asset": …, "amount": …, "as_of": …}` objects. Each asset at most once.
+SQL (`ledger_sql`): a query returning `asset, amount, as_of` rows.
 Anything malformed raises InputError naming the file, row and fix: a
 ledger that cannot be read is a `stale_data` alert, never a zero.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from .model import Liabilities
 from .settings import AssetSettings, LiabilitiesSettings
 from .units import parse_amount
 
-__all__ = ["load_liabilities", "parse_time"]
+__all__ = ["Row", "load_liabilities", "parse_time", "validate_rows"]
 
 
 def parse_time(text: str) -> datetime:
@@ -35,6 +36,12 @@ def parse_time(text: str) -> datetime:
 
 
 def load_liabilities(ls: LiabilitiesSettings, assets: Mapping[str, AssetSettings]) -> Liabilities:
+    if ls.source == "sql":
+        from .ledger_sql import sql_rows  # SQLAlchemy only when a database is configured
+
+        label = ls.url_label or "the ledger database"
+        rows, fetched_at = sql_rows(ls)
+        return validate_rows(label, rows, assets, fetched_at, f"sql:{label}")
     path = ls.path
     try:
         raw = path.read_text(encoding="utf-8")
@@ -43,30 +50,47 @@ def load_liabilities(ls: LiabilitiesSettings, assets: Mapping[str, AssetSettings
         raise InputError(f"{path}: cannot read the liabilities file ({e.strerror}); "
                          "check liabilities.path") from None
     rows = _csv_rows(path, raw) if ls.source == "csv" else _json_rows(path, raw)
+    return validate_rows(str(path), rows, assets, mtime, f"{ls.source}:{path.name}")
+
+
+Row = tuple[str, str, str, str | datetime | None]  # where, asset, amount text, as_of
+
+
+def validate_rows(where_from: str, rows: Sequence[Row], assets: Mapping[str, AssetSettings],
+                  fallback_as_of: datetime, source: str) -> Liabilities:
+    """The checks every ledger source shares: known assets, once each, amounts
+    within the asset's decimals and not negative, as_of with a timezone."""
     amounts: dict[str, int] = {}
     times: list[datetime] = []
     for where, asset, amount, as_of in rows:
+        at = f"{where_from}: {where}"
         if asset not in assets:
-            raise InputError(f"{path}: {where}: asset {asset!r} is not configured under `assets`; "
+            raise InputError(f"{at}: asset {asset!r} is not configured under `assets`; "
                              "add it there or remove it from the ledger export")
         if asset in amounts:
-            raise InputError(f"{path}: {where}: asset {asset} is listed twice; give one total per asset")
+            raise InputError(f"{at}: asset {asset} is listed twice; give one total per asset")
         try:
             value = parse_amount(amount, assets[asset].decimals)
         except ValueError as e:
-            raise InputError(f"{path}: {where}: amount {amount!r}: {e}; "
+            raise InputError(f"{at}: amount {amount!r}: {e}; "
                              "write whole units as a decimal string, e.g. 400.5") from None
         if value < 0:
-            raise InputError(f"{path}: {where}: amount of {asset} is negative")
+            raise InputError(f"{at}: amount of {asset} is negative")
         amounts[asset] = value
-        if as_of:
+        if isinstance(as_of, datetime):
+            if as_of.tzinfo is None:
+                raise InputError(f"{at}: as_of {as_of.isoformat()} has no timezone; store "
+                                 "timezone-aware times (or RFC 3339 text such as "
+                                 "2026-11-24T10:00:00Z)")
+            times.append(as_of.astimezone(UTC))
+        elif as_of:
             try:
                 times.append(parse_time(as_of))
             except ValueError as e:
-                raise InputError(f"{path}: {where}: as_of {as_of!r}: {e}") from None
+                raise InputError(f"{at}: as_of {as_of!r}: {e}") from None
     # The oldest row decides how fresh the ledger is: one stale asset is enough to mislead.
-    as_of_time = min(times) if times else mtime
-    return Liabilities(amounts=amounts, as_of=as_of_time, source=f"{ls.source}:{path.name}")
+    as_of_time = min(times) if times else fallback_as_of
+    return Liabilities(amounts=amounts, as_of=as_of_time, source=source)
 
 
 def _csv_rows(path: Path, raw: str) -> list[tuple[str, str, str, str | None]]:

@@ -161,16 +161,37 @@ class WalletSettings:
 
 @dataclass(frozen=True)
 class PriceSettings:
-    source: Literal["static"]
+    """Where prices come from. `static` is used by `source: static` only;
+    `chain`/`feeds`/`fiat_feed` by chainlink (checksummed addresses); `url`/
+    `paths`/`as_of_path`/`timeout` by http. `check` is a second source whose
+    prices must lie within `max_deviation` (a fraction) of these."""
+
+    source: Literal["static", "chainlink", "http"]
     static: dict[str, Decimal]
     max_age: int = 600
+    chain: str | None = None
+    feeds: dict[str, str] = field(default_factory=dict)  # asset → asset/USD feed
+    fiat_feed: str | None = None  # fiat/USD feed; None: prices in USD
+    url: Secret | None = None  # may carry an API key: name it by url_label
+    url_label: str | None = None  # scheme://host:port
+    paths: dict[str, str] = field(default_factory=dict)  # asset → dotted JSON path
+    as_of_path: str | None = None
+    timeout: int = 10
+    check: PriceSettings | None = None
+    max_deviation: Decimal | None = None
 
 
 @dataclass(frozen=True)
 class LiabilitiesSettings:
-    source: Literal["csv", "json"]
+    """`path` is for csv/json (for sql it is unused); `url` (an SQLAlchemy URL,
+    a secret) and `query` for sql, named in messages by `url_label` (no password)."""
+
+    source: Literal["csv", "json", "sql"]
     path: Path
     max_age: int | None = 3600
+    url: Secret | None = None
+    url_label: str | None = None
+    query: str | None = None
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,8 @@ def test_later_top_level_sections_are_not_supported_yet(tmp_path, key):
      "chains.ethereum.network"),
     ("    assets: [ETH]\n", "    assets: [ETH]\n    descriptors: [\"wpkh(xpub…)\"]\n",
      "wallets[2].descriptors"),
-    ("  max_age: 10m\n", "  max_age: 10m\n  max_deviation: \"2%\"\n", "prices.max_deviation"),
     ("  preset: jp-fsa\n", "  preset: jp-fsa\n  large_outflow: {max_single: \"1\"}\n",
      "rules.large_outflow"),
-    ("  source: static\n", "  source: chainlink\n", "prices.source"),
-    ("  source: csv\n", "  source: sql\n", "liabilities.source"),
 ])
 def test_later_features_are_not_supported_yet(tmp_path, old, new, path):
     cfg = full_config().replace(old, new)

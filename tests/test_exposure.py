@@ -201,7 +201,8 @@ def test_exposure_json_matches_design_shape() -> None:
     assert j["assets"]["ETH"] == {  # type: ignore[index]
         "class": "crypto", "hot": "12", "warm": "0", "deposit": "0", "cold": "388",
         "online": "12", "guarantee": "13", "proprietary": "7", "liabilities": "400",
-        "price": "450000", "hot_ratio": "0.03",
+        "price": "450000", "price_source": "static", "price_as_of": "2026-11-24T10:00:00Z",
+        "price_round": None, "hot_ratio": "0.03",
     }
     assert j["hot_ratio"] == "0.012142857143"
     assert j["fiat"] == "JPY" and j["customer_value"] == "1680000000"
