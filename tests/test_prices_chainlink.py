@@ -191,10 +191,11 @@ def test_decode_round_requires_exactly_five_words() -> None:
 
 
 def test_division_rounds_half_to_even() -> None:
-    def r(answer: int, decimals: int, fiat: int) -> Round:
+    def r(answer: int, decimals: int) -> Round:
         return Round("0x", 1, answer, 0, 1, 1, decimals)
 
     # 1 / 8 at 0 decimals with 18 places is exact; 1e-18 halves round to even.
-    assert divide_answers(r(1, 0, 0), r(8, 0, 0)) == Decimal("0.125")
-    assert divide_answers(r(5, 19, 0), None) == Decimal("0.000000000000000000")  # 0.5e-18 → 0
-    assert divide_answers(r(15, 19, 0), None) == Decimal("0.000000000000000002")  # 1.5e-18 → 2
+    assert divide_answers(r(1, 0), r(8, 0)) == Decimal("0.125")
+    assert divide_answers(r(5, 19), None) == Decimal("0.000000000000000000")  # 0.5e-18 → 0
+    assert divide_answers(r(15, 19), None) == Decimal("0.000000000000000002")  # 1.5e-18 → 2
+    assert divide_answers(r(2, 0), r(3, 0)) == Decimal("0.666666666666666667")
