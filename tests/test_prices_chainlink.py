@@ -25,9 +25,10 @@ def deploy_feed(node: devchain.Anvil, decimals: int, description: str) -> str:
 
 
 def set_round(node: devchain.Anvil, feed: str, round_id: int, answer: int,
-              updated: datetime = T0) -> None:
+              updated: datetime = T0) -> dict[str, Any]:
+    """The receipt of the mined transaction."""
     ts = int(updated.timestamp())
-    node.send_tx(devchain.DEV_ACCOUNTS[0], feed, data=devchain.encode_call(
+    return node.send_tx(devchain.DEV_ACCOUNTS[0], feed, data=devchain.encode_call(
         "setRound(uint80,int256,uint256,uint256)", round_id, answer % 2**256, ts, ts))
 
 

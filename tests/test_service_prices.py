@@ -115,17 +115,19 @@ def test_chainlink_prices_are_read_at_the_cycles_settled_block_and_stored(
     set_round(anvil, jpy_feed, 1, 666666, updated=NOW)
     set_round(anvil, eth_feed, 10, 300000000000, updated=NOW)  # 3000 USD
     anvil.mine(3)
-    # Newer answers in the two newest blocks: above the settled block (confirmations 3).
-    set_round(anvil, eth_feed, 11, 100000000000, updated=NOW)
+    # Newer answers after the settled block: S is the block just before round 11's.
+    r11 = int(set_round(anvil, eth_feed, 11, 100000000000, updated=NOW)["blockNumber"], 16)
     set_round(anvil, eth_feed, 12, 100000000000, updated=NOW)
+    confirmations = anvil.block_number() - (r11 - 1) + 1  # S = head - confirmations + 1
     settings = config(tmp_path, f'{{source: chainlink, chain: ethereum, feeds: {{ETH: "{eth_feed}"}}, '
                                 f'fiat_feed: "{jpy_feed}", max_age: 10m}}',
-                      rpc=anvil.url, confirmations=3)
+                      rpc=anvil.url, confirmations=confirmations)
     store = Store.open(settings.store.path)
     try:
         out = run_cycle(settings, store, now=NOW + timedelta(minutes=1))
         assert out.poll["chains"]["ethereum"]["ok"] is True
         settled = out.poll["chains"]["ethereum"]["settled"]["block"]
+        assert settled == r11 - 1
         eth = out.poll["exposure"]["assets"]["ETH"]
         assert eth["price_round"] == "10/1"  # not round 12, set after the settled block
         assert eth["price_source"] == f"chainlink:{eth_feed.lower()}/{jpy_feed.lower()}@{settled}"
