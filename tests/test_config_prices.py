@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from test_config_fixtures import full_config, problems_of, write
@@ -144,3 +146,40 @@ def test_a_bad_sql_url_is_reported_without_echoing_it(tmp_path) -> None:
         'liabilities:\n  source: sql\n  url: "hunter2 is not a url"\n  query: "select 1"\n')
     (p,) = problems_of(write(tmp_path, cfg), "liabilities.url", env=ENV)
     assert "not an SQLAlchemy URL" in p.message and "hunter2" not in p.message
+
+
+# --- docs --------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+KEYS = ["prices.source", "prices.max_age", "prices.static", "prices.chain", "prices.feeds",
+        "prices.feeds.<ASSET>", "prices.fiat_feed", "prices.url", "prices.url_file",
+        "prices.paths", "prices.paths.<ASSET>", "prices.as_of_path", "prices.timeout",
+        "prices.check", "prices.check.source", "prices.max_deviation", "liabilities.source",
+        "liabilities.path", "liabilities.url", "liabilities.url_file", "liabilities.query",
+        "liabilities.max_age"]
+
+
+def _section(title: str) -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.index(f"## `{title}`\n")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_every_prices_and_liabilities_key_is_documented() -> None:
+    documented = {m for t in ("prices", "liabilities") for m in
+                  re.findall(r"^\| `([^`]+)` \|", _section(t), flags=re.M)}
+    assert [k for k in KEYS if k not in documented] == []
+
+
+@pytest.mark.parametrize("title", ["prices", "liabilities"])
+def test_the_documented_examples_load(tmp_path, title) -> None:
+    examples = re.findall(r"```yaml\n(.*?)```", _section(title), flags=re.S)
+    assert examples
+    for example in examples:
+        if title == "prices":
+            cfg = with_prices(example)
+        else:
+            cfg = full_config().replace(
+                "liabilities:\n  source: csv\n  path: liabilities.csv\n  max_age: 1h\n", example)
+        s = load_config(write(tmp_path, cfg), env=ENV)
+        assert getattr(s, title).source in example
