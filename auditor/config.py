@@ -27,6 +27,7 @@ from .config_sections import (
     read_exchange,
     read_liabilities,
     read_prices,
+    read_reports,
     read_schedule,
     read_store,
 )
@@ -48,12 +49,11 @@ __all__ = [
 ]
 
 TOP_KEYS = ("exchange", "store", "daemon", "schedule", "chains", "assets", "wallets", "prices",
-            "liabilities", "approvals", "rules", "alerts")
+            "liabilities", "approvals", "rules", "alerts", "reports")
 _LATER_TOP = {
     "withdrawals": "(approved withdrawal requests and `unmatched_outflow`)",
     "counterparties": "(the allow list and `unknown_destination`)",
     "sanctions": "(sanctions lists and `sanctioned_counterparty`)",
-    "reports": "(scheduled reports; `auditor report` works without it)",
 }
 
 
@@ -124,6 +124,7 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
     names = {"rule": set(RULE_IDS), "chain": chain_names, "wallet": wallet_names,
              "asset": asset_names}
     alerts = read_alerts(ctx, m.get("alerts"), names)
+    reports = read_reports(ctx, m.get("reports"))
     if ctx.error_count() or None in (exchange, store, daemon, schedule, prices, approvals,
                                       rules, alerts):
         return None
@@ -133,7 +134,8 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
                     chains=native_assets(chains, assets), assets=assets, wallets=wallets,
                     prices=prices, liabilities=liabilities,  # type: ignore[arg-type]
                     approvals=approvals, rules=rules,  # type: ignore[arg-type]
-                    alerts=alerts, warnings=warnings)  # type: ignore[arg-type]
+                    alerts=alerts, warnings=warnings,  # type: ignore[arg-type]
+                    reports=reports)
 
 
 def _declared(raw: Any, key: str | None) -> set[str]:

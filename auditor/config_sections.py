@@ -13,6 +13,7 @@ from .config_prices import read_liabilities, read_prices
 from .settings import (
     DaemonSettings,
     ExchangeSettings,
+    ReportsSettings,
     ScheduleSettings,
     Secret,
     StoreSettings,
@@ -26,6 +27,7 @@ __all__ = [
     "read_exchange",
     "read_liabilities",
     "read_prices",
+    "read_reports",
     "read_schedule",
     "read_store",
 ]
@@ -142,3 +144,31 @@ def read_schedule(ctx: Ctx, raw: Any) -> ScheduleSettings | None:
     if poll is None or ctx.error_count() != errors:
         return None
     return ScheduleSettings(poll_every=poll, timezone=tz, records_cutoff=cutoff)
+
+
+_REPORT_EVERY = ("daily", "weekly", "monthly")
+_REPORT_FORMATS = ("html", "json", "csv", "md")
+
+
+def read_reports(ctx: Ctx, raw: Any) -> ReportsSettings | None:
+    """`reports:` {every, formats, out}; absent: no scheduled reports (`auditor report`
+    works without it)."""
+    if raw is None:
+        return None
+    m = ctx.mapping("reports", raw, keys=("every", "formats", "out"))
+    if m is None:
+        return None
+    every = ctx.choice("reports.every", m.get("every", "monthly"), _REPORT_EVERY)
+    formats: list[str] = []
+    raw_formats = m.get("formats", list(_REPORT_FORMATS))
+    if not isinstance(raw_formats, list) or not raw_formats:
+        ctx.error("reports.formats", "expected a list of formats, e.g. [html, json, csv, md]")
+    else:
+        for i, f in enumerate(raw_formats):
+            if ctx.choice(f"reports.formats[{i}]", f, _REPORT_FORMATS) is not None:
+                formats.append(str(f))
+    out = ctx.text("reports.out", m.get("out", "reports/"))
+    if every is None or out is None or not formats or len(formats) != len(raw_formats):
+        return None
+    return ReportsSettings(every=every,  # type: ignore[arg-type]
+                           formats=tuple(dict.fromkeys(formats)), out=ctx.resolve_path(out))

@@ -346,6 +346,7 @@ class ServiceCycle:
         from .daemon_delivery import DeliveryLoop
         from .notify import make_notifier
         from .outbox import deliver_pending
+        from .reports.schedule import ReportScheduler
         from .service import run_cycle
         from .store import Store
 
@@ -355,6 +356,7 @@ class ServiceCycle:
         self._store: Any = None
         self.delivery = DeliveryLoop(settings, self._notifiers, deliver=deliver_pending,
                                      open_store=Store.open)
+        self._reports = ReportScheduler(settings)
 
     def __call__(self, now: datetime, deadline_s: float) -> CycleOutcomeLike:
         s = self._settings
@@ -368,7 +370,16 @@ class ServiceCycle:
             raise
         finally:
             self.delivery.poke()  # a failed cycle still enqueues its stale_data
+        self._write_due_report(now)
         return outcome  # type: ignore[no-any-return]
+
+    def _write_due_report(self, now: datetime) -> None:
+        """The report of a period that just closed (`reports:`); never fails the cycle."""
+        try:
+            self._reports.due(self._store, now)
+        except Exception as e:  # noqa: BLE001 - a report problem must not stop monitoring
+            log.error("writing the scheduled report failed; `auditor report` can write it",
+                      extra={"fields": {"error": f"{type(e).__name__}: {e}"}})
 
     def _drop_store(self) -> None:
         store, self._store = self._store, None

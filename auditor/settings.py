@@ -48,6 +48,7 @@ __all__ = [
     "ChannelSettings",
     "RouteSettings",
     "AlertSettings",
+    "ReportsSettings",
     "Settings",
 ]
 
@@ -336,6 +337,15 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class ReportsSettings:
+    """`reports:`: the daemon writes the report of each closed period by itself."""
+
+    every: Literal["daily", "weekly", "monthly"] = "monthly"
+    formats: tuple[str, ...] = ("html", "json", "csv", "md")
+    out: Path = Path("reports")  # absolute after loading (relative to the config file)
+
+
+@dataclass(frozen=True)
 class Settings:
     source: Path  # the config file
     exchange: ExchangeSettings
@@ -351,6 +361,7 @@ class Settings:
     rules: RuleSettings
     alerts: AlertSettings
     warnings: tuple[str, ...] = ()  # check-config warnings (e.g. a single provider)
+    reports: ReportsSettings | None = None  # None: no scheduled reports
 
     def wallet(self, name: str) -> WalletSettings:
         for w in self.wallets:

@@ -55,6 +55,13 @@ from .store_records import (
     last_daily_record_date,
     write_daily_record_tx,
 )
+from .store_reports import (
+    active_alert_fingerprints,
+    cycle_rows,
+    head_record,
+    next_cycle_at,
+    report_written,
+)
 from .store_schema import connect
 from .store_silences import (
     get_silence,
@@ -268,6 +275,34 @@ class Store:
     @_guarded("read the first cycle")
     def first_cycle_at(self) -> datetime | None:
         return first_cycle_at(self._conn)
+
+    # -- reports --------------------------------------------------------------
+
+    @_guarded("read the cycles of the period")
+    def report_cycles(self, start: datetime,
+                      end: datetime) -> Iterator[tuple[int, str, str, str, str | None]]:
+        """(id, taken_at, status, chains JSON, exposure JSON or None) of the cycles taken in
+        [start, end), oldest first, streamed from one cursor (bounded memory)."""
+        return cycle_rows(self._conn, start, end)
+
+    @_guarded("read the next cycle")
+    def next_cycle_at(self, at: datetime) -> datetime | None:
+        return next_cycle_at(self._conn, at)
+
+    @_guarded("read the alerts of the period")
+    def active_alerts(self, start: datetime, end: datetime) -> list[str]:
+        """Fingerprints of the alerts firing at any point in [start, end)."""
+        return active_alert_fingerprints(self._conn, start, end)
+
+    @_guarded("read the audit-log head")
+    def head_record(self) -> tuple[int, str]:
+        """(seq, hash) of the last audit record: an anchor for `verify --anchor SEQ:HEX`."""
+        return head_record(self._conn)
+
+    @_guarded("read the report records")
+    def report_written(self, first: str, last: str, scheduled: bool = False) -> bool:
+        """Whether a `report` record for the period exists (`scheduled`: by the daemon)."""
+        return report_written(self._conn, first, last, scheduled)
 
     # -- backtest reads -------------------------------------------------------
 
