@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import zlib
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -119,3 +119,21 @@ def test_reports_config_block_is_validated(tmp_path: Path) -> None:
     assert "daily | weekly | monthly" in problems["reports.every"]
     assert "html | json | csv | md" in problems["reports.formats[0]"]
     assert "reports.outdir" in problems
+
+
+def test_the_daemon_cycle_writes_the_closed_periods_report_after_its_cycle(tmp_path: Path) -> None:
+    from auditor.daemon import ServiceCycle
+
+    m = store_month(tmp_path, cycles=20, reports="reports: {every: daily, formats: [md], out: r}\n")
+    m.store.close()
+    cycle = ServiceCycle(m.settings)
+    seen: list[datetime] = []
+    cycle._run_cycle = lambda s, store, now, deadline_s: seen.append(now) or "outcome"  # type: ignore[assignment]
+    try:
+        at = datetime(2026, 10, 30, 15, 5, tzinfo=UTC)  # 31 Oct 00:05 Tokyo: 30 Oct has closed
+        assert cycle(at, 10.0) == "outcome" and seen == [at]
+        assert [p.name for p in (tmp_path / "r").iterdir()] == ["report-2026-10-30-2026-10-30.md"]
+        cycle(at + timedelta(minutes=1), 10.0)  # the next cycle: already written
+        assert len(list((tmp_path / "r").iterdir())) == 1
+    finally:
+        cycle.close()
