@@ -66,7 +66,8 @@ def business_date(at: datetime, schedule: ScheduleSettings) -> date:
 
 def period_of(first: date, last: date, schedule: ScheduleSettings) -> Period:
     if last < first:
-        raise ValueError(f"the period ends ({last}) before it starts ({first}); swap --from and --to")
+        raise ValueError(f"the period ends ({last}) before it starts ({first}); "
+                         "swap --from and --to")
     return Period(first, last, day_start(first, schedule), day_end(last, schedule))
 
 

@@ -26,7 +26,8 @@ def verdict(report: dict[str, Any]) -> str:
     if reg["met"] and not firing:
         return "Within the rules for the whole period, and no alert was left open."
     if reg["met"]:
-        return f"Within the ratio and coverage rules, but {len(firing)} alert(s) were open at the end."
+        return (f"Within the ratio and coverage rules, but {len(firing)} alert(s) were open "
+                "at the end.")
     broken = ", ".join(c["id"] for c in reg["checks"] if not c["met"])
     return f"Rules breached during the period: {broken}. See below for when and by how much."
 
