@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .cli_alerts import alerts, test_alert
+from .cli_records import backtest, records
 from .cli_report import report
 from .cli_records import backtest, records
 from .cli_common import (
@@ -163,6 +164,8 @@ def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
 
 cli.add_command(alerts)
 cli.add_command(test_alert)
+cli.add_command(records)
+cli.add_command(backtest)
 cli.add_command(report)
 cli.add_command(records)
 cli.add_command(backtest)

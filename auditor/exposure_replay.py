@@ -10,6 +10,7 @@ or a fresh price.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -26,8 +27,23 @@ __all__ = ["exposure_from_json", "prices_from_json"]
 _AMOUNTS = ("hot", "warm", "deposit", "cold", "online", "guarantee", "proprietary", "liabilities")
 
 
+@functools.lru_cache(maxsize=65536)
+def _parsed(text: str, decimals: int) -> int:
+    # cold, guarantee and ledger figures repeat from cycle to cycle: parse each once
+    return units.parse_amount(text, decimals)
+
+
+@functools.lru_cache(maxsize=4096)
+def _time(text: str) -> datetime:
+    return parse_time(text)  # one price time is shared by the assets of a cycle
+
+
 def _amount(text: object, decimals: int) -> int | None:
-    return None if text is None else units.parse_amount(text, decimals)  # type: ignore[arg-type]
+    if text is None:
+        return None
+    if type(text) is str:
+        return _parsed(text, decimals)
+    return units.parse_amount(text, decimals)  # type: ignore[arg-type]
 
 
 def _price(sym: str, a: Mapping[str, Any], taken_at: datetime) -> Price | None:
@@ -36,7 +52,7 @@ def _price(sym: str, a: Mapping[str, Any], taken_at: datetime) -> Price | None:
     as_of = a.get("price_as_of")
     return Price(asset=sym, value=units.parse_decimal(a["price"]),
                  source=str(a.get("price_source") or "stored"),
-                 as_of=parse_time(as_of) if as_of else taken_at, round_id=a.get("price_round"))
+                 as_of=_time(as_of) if as_of else taken_at, round_id=a.get("price_round"))
 
 
 def prices_from_json(exposure: Mapping[str, Any], taken_at: datetime) -> dict[str, Price | None]:

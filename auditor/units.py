@@ -35,11 +35,16 @@ EXACT = Context(prec=120, rounding=ROUND_HALF_EVEN)
 _RATIO_QUANTUM = Decimal(1).scaleb(-12)
 _PRICE_QUANTUM = Decimal(1).scaleb(-18)
 _DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_FAST_DIGITS = 10**100  # to_decimal's fast path: well inside EXACT's 120 digits
 _PLAIN_AMOUNT_RE = re.compile(r"(-?)(\d+)(?:\.(\d+))?")  # what format_decimal writes
 
 
 def to_decimal(amount: int, decimals: int) -> Decimal:
     """Base units to whole units, exactly (1500000000000000000, 18 → 1.5)."""
+    if type(amount) is int and -_FAST_DIGITS < amount < _FAST_DIGITS:
+        # Same digits and exponent as the tuple form below, without a Python loop per
+        # digit (findings and replays format amounts by the million); exact below 10^100.
+        return Decimal(amount).scaleb(-decimals, EXACT)
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise TypeError(f"amount must be int base units, got {type(amount).__name__}")
     sign = 1 if amount < 0 else 0

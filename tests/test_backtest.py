@@ -220,3 +220,37 @@ def test_records_json_rows_carry_the_table_columns(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["records", "-c", str(tmp_path / "auditor.yaml"),
                                    "--from", "2026-13-01"])
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+
+
+def test_the_hot_drain_bound_changes_no_transition(stored, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sensitive windows (sweeps of 25 ETH are 55 % falls, matched by cold's rises): the
+    replay that skips hot_drain where its bound says it cannot fire equals the one that
+    runs it on every cycle."""
+    settings, _ = stored
+    touchy = _rules(tmp_path, "touchy.yaml", """rules:
+  preset: jp-fsa
+  guarantee_coverage: off
+  hot_drain:
+    min_value: "1"
+    windows:
+      - {window: 2m, drop: "5%", severity: critical}
+      - {window: 30m, drop: "10%", severity: warning}
+""")
+    bounded = _replay(settings, touchy)
+    import auditor.backtest as bt
+
+    monkeypatch.setattr(bt, "_drain_assets", lambda may_fire, open_alerts, ex: {"ETH", "USDC"})
+    assert _replay(settings, touchy) == bounded
+    assert ("firing", "hot_drain", "hot/ETH", "critical") in bounded
+
+
+def test_backtest_periods_are_local_days_in_the_schedule_timezone() -> None:
+    from auditor.records import period_bounds
+
+    assert period_bounds("2026-11-02", "2026-11-02", "Asia/Tokyo") == (
+        datetime(2026, 11, 1, 15, tzinfo=UTC), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    start, end = period_bounds("2026-10-25", "2026-10-25", "Europe/London")
+    assert end - start == timedelta(hours=25)  # the autumn switch day
+    with pytest.raises(ValueError, match="before --from"):
+        period_bounds("2026-11-02", "2026-11-01", "UTC")
