@@ -29,6 +29,7 @@ from typing import Any
 
 from . import alerting, rules
 from .exposure_replay import exposure_from_json
+from .backtest_gate import StateGate
 from .model import SEVERITY_RANK, Alert, Evaluation, Transition
 from .rules_flow import _StepPool  # the rule's own internal-transfer matching
 from .settings import RuleSettings, Settings
@@ -137,24 +138,15 @@ def replay(settings: Settings, rule_settings: RuleSettings, cycles: Iterable[Sto
     bound = _DrainBound(settings, rule_settings)
     longest = timedelta(seconds=warmup(rule_settings))
     history: deque[Point] = deque()
-    open_alerts: dict[str, Alert] = {}
     base = rules.RuleInput(now=start, exchange_id=settings.exchange.id, rules=rule_settings,
                            wallets=settings.wallets, assets=settings.assets,
                            poll_every=settings.schedule.poll_every)
+    state = _Replay(settings, base, StateGate(settings, rule_settings), out)
     for c in cycles:
         may_fire = bound.update(c.taken_at, c.watch) if c.watch is not None else {}
         if start <= c.taken_at < end and c.status != "failed":
-            drain_assets = _drain_assets(may_fire, open_alerts, settings.exchange.id)
-            evaluations = _evaluate(settings, base, c, history, drain_assets, out)
-            update = alerting.advance(evaluations, open_alerts, c.taken_at, settings.exchange.id,
-                                      0, c.status != "ok")
-            for a in update.alerts:
-                if a.state == "firing":
-                    open_alerts[a.fingerprint] = a
-                else:
-                    open_alerts.pop(a.fingerprint, None)
-            out.transitions.extend(update.transitions)
-            out.cycles += 1
+            drain_assets = _drain_assets(may_fire, state.open_alerts, settings.exchange.id)
+            state.cycle(c, history, drain_assets)
         if c.watch is not None:
             history.append((c.taken_at, c.watch))
         while history and history[0][0] < c.taken_at - longest:
@@ -162,18 +154,76 @@ def replay(settings: Settings, rule_settings: RuleSettings, cycles: Iterable[Sto
     return out
 
 
-def _evaluate(settings: Settings, base: rules.RuleInput, c: StoredCycle,
-              history: deque[Point], drain_assets: set[str], out: BacktestResult) -> list[Evaluation]:
-    exposure_json: Mapping[str, Any] | None = None if c.exposure is None else json.loads(c.exposure)
-    exposure = None if exposure_json is None else exposure_from_json(
-        exposure_json, settings.assets, base.rules.scope_classes, c.taken_at,
-        settings.prices.max_age)
-    prices = {} if exposure is None else {s: ae.price for s, ae in exposure.assets.items()}
-    inp = replace(base, now=c.taken_at, exposure=exposure, prices=prices)
-    evaluations = [rule(inp) for rule in _EXPOSURE_RULES]
-    if drain_assets and c.watch is not None:
-        out.drain_runs += 1
-        watch = {k: v for k, v in c.watch.items() if k[1] in drain_assets}
-        evaluations.append(rules.hot_drain(replace(inp, watch_now=watch,
-                                                   watch_history=list(history))))
-    return evaluations
+class _Replay:
+    """The alert lifecycle over the evaluated cycles, each exposure rule run in full only
+    where `StateGate` says its statuses changed (the others cannot make a transition).
+
+    A rule skipped on the previous evaluated cycle has stale facts (value, summary) on
+    its open alerts; before it runs again they are refreshed from that cycle, exactly as
+    running it there would have left them (same severity: the facts only)."""
+
+    def __init__(self, settings: Settings, base: rules.RuleInput, gate: StateGate,
+                 out: BacktestResult):
+        self.settings, self.base, self.gate, self.out = settings, base, gate, out
+        self.open_alerts: dict[str, Alert] = {}
+        self.prev: tuple[StoredCycle, Mapping[str, Any] | None] | None = None
+        self.prev_sig: tuple[object, ...] | None = None
+        self.behind: frozenset[int] = frozenset()  # rules skipped on the previous cycle
+
+    def cycle(self, c: StoredCycle, history: deque[Point], drain_assets: set[str]) -> None:
+        payload: Mapping[str, Any] | None = None if c.exposure is None else json.loads(c.exposure)
+        partial = c.status != "ok"
+        sig = (partial, self.gate.statuses(payload, c.taken_at))
+        prev = self.prev_sig
+        if sig[1] is None or prev is None or prev[1] is None or prev[0] != partial:
+            run = _ALL
+        else:
+            run = tuple(i for i in _ALL if sig[1][i] != prev[1][i])  # type: ignore[index]
+        stale = [i for i in run if i in self.behind and self._has_open(i)]
+        if stale and self.prev is not None:
+            self._refresh(stale)
+        if run or drain_assets:
+            inp = self._input(c, payload)
+            evaluations = [_EXPOSURE_RULES[i](inp) for i in run]
+            if drain_assets and c.watch is not None:
+                self.out.drain_runs += 1
+                watch = {k: v for k, v in c.watch.items() if k[1] in drain_assets}
+                evaluations.append(rules.hot_drain(replace(inp, watch_now=watch,
+                                                           watch_history=list(history))))
+            self.out.transitions.extend(self._advance(evaluations, c.taken_at, partial))
+        self.out.cycles += 1
+        self.prev, self.prev_sig = (c, payload), sig
+        self.behind = frozenset(_ALL).difference(run)
+
+    def _input(self, c: StoredCycle, payload: Mapping[str, Any] | None) -> rules.RuleInput:
+        exposure = None if payload is None else exposure_from_json(
+            payload, self.settings.assets, self.base.rules.scope_classes, c.taken_at,
+            self.settings.prices.max_age)
+        prices = {} if exposure is None else {s: ae.price for s, ae in exposure.assets.items()}
+        return replace(self.base, now=c.taken_at, exposure=exposure, prices=prices)
+
+    def _has_open(self, i: int) -> bool:
+        name = BACKTEST_RULES[i]
+        return any(a.rule == name for a in self.open_alerts.values())
+
+    def _refresh(self, stale: list[int]) -> None:
+        """Run the `stale` rules on the previous cycle: their open alerts take its facts."""
+        c, payload = self.prev  # type: ignore[misc]
+        inp = self._input(c, payload)
+        made = self._advance([_EXPOSURE_RULES[i](inp) for i in stale], c.taken_at,
+                             c.status != "ok")
+        assert not made, "statuses unchanged since the rule last ran: no transition"
+
+    def _advance(self, evaluations: list[Evaluation], now: datetime,
+                 partial: bool) -> list[Transition]:
+        update = alerting.advance(evaluations, self.open_alerts, now, self.settings.exchange.id,
+                                  0, partial)
+        for a in update.alerts:
+            if a.state == "firing":
+                self.open_alerts[a.fingerprint] = a
+            else:
+                self.open_alerts.pop(a.fingerprint, None)
+        return update.transitions
+
+
+_ALL: tuple[int, ...] = tuple(range(len(_EXPOSURE_RULES)))

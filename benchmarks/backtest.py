@@ -181,14 +181,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--store", metavar="DIR", default=None,
+                    help="keep the built store in DIR and reuse it on later runs with the same "
+                         "--days (building takes ~30 s)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
+        tmp = Path(a.store) if a.store else Path(d)
+        tmp.mkdir(parents=True, exist_ok=True)
         cfg = write_config(tmp)
+        built = tmp / f"built-{a.days}d"
         t0 = time.perf_counter()
-        db = build_store(cfg, a.days)
-        print(f"store: {a.days * 1440} cycles x {len(ASSETS)} assets x {len(WALLETS)} wallets "
-              f"built in {time.perf_counter() - t0:.1f} s ({db.stat().st_size / 2**20:.0f} MB)")
+        if a.store and built.exists():
+            db = load_config(cfg, env={}).store.path
+            print(f"store: reusing {db} ({a.days} days)")
+        else:
+            for old in tmp.glob("bench.db*"):
+                old.unlink()
+            db = build_store(cfg, a.days)
+            built.touch()
+            print(f"store: {a.days * 1440} cycles x {len(ASSETS)} assets x {len(WALLETS)} "
+                  f"wallets built in {time.perf_counter() - t0:.1f} s "
+                  f"({db.stat().st_size / 2**20:.0f} MB)")
         last = (START + timedelta(days=a.days, hours=9) - timedelta(minutes=1)).date()
         args = ["backtest", "-c", str(cfg), "--rules", str(tmp / "stricter.yaml"),
                 "--from", "2026-11-01", "--to", last.isoformat(), "--json"]

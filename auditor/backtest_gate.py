@@ -1,0 +1,171 @@
+"""Backtest: which exposure rules can change an alert this cycle? (`StateGate`)
+
+The six exposure rules are state rules: the alert lifecycle only fires, escalates
+or resolves when a subject's status changes between two evaluated cycles, the
+status being: not covered, covered without a finding, or a finding of a given
+severity. So the replay runs a rule in full only on cycles where that status
+tuple differs from the previous evaluated cycle's; elsewhere the rule would only
+refresh the facts (value, summary) of alerts already firing, which the replay
+refreshes when they matter (before the next change, see `backtest.replay`).
+
+The statuses come straight from the stored JSON's whole-unit strings, compared
+with the rules' own threshold factors through the same Decimal operations in the
+rules' precision. The context traps `Inexact`: whenever an operation would round,
+`statuses` gives up (None) and the replay runs every rule in full, so each status
+here equals the one the rule would derive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation
+from decimal import Overflow, localcontext
+from typing import Any
+
+from . import units
+from .settings import RuleSettings, Settings, Threshold
+from .store_codec import parse_time
+
+__all__ = ["StateGate"]
+
+# the rules' precision (units.EXACT), failing instead of rounding
+_GATE = Context(prec=units.EXACT.prec, rounding=ROUND_HALF_EVEN,
+                traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+_LEVELS: tuple[tuple[int, str], ...] = ((3, "critical"), (2, "warning"))
+OFF, OK = 0, 1  # not covered; covered without a finding (2 warning, 3 critical)
+Levels = tuple[tuple[int, Decimal], ...]
+Statuses = tuple[object, ...]
+
+
+def _factors(t: Threshold | None, offset: Decimal | None = None,
+             scale: Decimal | None = None) -> Levels:
+    """(code, factor) per level, critical first, as `ceiling_level`/`floor_level` compute them."""
+    if t is None:
+        return ()
+    out = []
+    for code, sev in _LEVELS:
+        limit = getattr(t, sev)
+        if limit is None:
+            continue
+        with localcontext(units.EXACT):
+            out.append((code, limit + offset if offset is not None else limit * scale))
+    return tuple(out)
+
+
+class StateGate:
+    """Per cycle, each exposure rule's subject statuses (see the module docstring)."""
+
+    def __init__(self, settings: Settings, rs: RuleSettings):
+        self.rs = rs
+        self.max_age = settings.prices.max_age
+        self.assets = settings.assets
+        scope = rs.scope_classes
+        self.in_scope = {s: scope is None or a.cls in scope for s, a in settings.assets.items()}
+        ahr = rs.asset_hot_ratio
+        self.ahr = {s: _factors(ahr.for_asset(s), offset=Decimal(0)) for s in settings.assets
+                    } if ahr is not None else None
+        self.hr = _factors(rs.hot_ratio, offset=Decimal(0)) if rs.hot_ratio is not None else None
+        gc, rc = rs.guarantee_coverage, rs.reserve_coverage
+        self.gc = None if gc is None else _factors(gc.threshold, scale=1 - gc.tolerance)
+        self.rc = None if rc is None else _factors(rc.threshold, scale=1 - rc.tolerance)
+        self.cm = None if rs.commingling is None else _factors(rs.commingling, offset=Decimal(1))
+        self.hf = rs.hot_floor
+        self.hf_code = 0 if self.hf is None else (3 if self.hf.severity == "critical" else 2)
+        self._times: dict[str, datetime] = {}
+
+    def statuses(self, exposure: Mapping[str, Any] | None, taken_at: datetime
+                 ) -> tuple[Statuses, ...] | None:
+        """One status tuple per rule of `backtest._EXPOSURE_RULES` (hot_ratio first);
+        None when some figure cannot be compared exactly here (then run every rule)."""
+        if exposure is None:
+            return ((), (), (), (), (), ())
+        try:
+            with localcontext(_GATE):
+                return self._statuses(exposure, taken_at)
+        except (ArithmeticError, TypeError, ValueError, AttributeError):
+            return None
+
+    def _statuses(self, exposure: Mapping[str, Any], taken_at: datetime
+                  ) -> tuple[Statuses, ...]:
+        ahr: list[int] = []
+        gc: list[int] = []
+        rc: list[int] = []
+        cm: list[int] = []
+        hf: list[int] = []
+        liab_basis = exposure.get("basis", "liabilities") == "liabilities"
+        ov: Decimal | None = Decimal(0)
+        cv = Decimal(0)
+        for sym, a in exposure.get("assets", {}).items():
+            if sym not in self.assets:
+                continue
+            hot, warm, dep, cold, online, g, owed = (_dec(a.get(k)) for k in (
+                "hot", "warm", "deposit", "cold", "online", "guarantee", "liabilities"))
+            co = None if hot is None or warm is None or dep is None else hot + warm + dep
+            held = None if co is None or cold is None else co + cold
+            if self.ahr is not None:
+                ahr.append(OFF if online is None or owed is None
+                           else _above(online, owed, self.ahr[sym]))
+            if self.gc is not None:
+                gc.append(OFF if not self.in_scope[sym] or g is None or online is None
+                          else _below(g, online, self.gc))
+            if self.rc is not None and liab_basis:
+                rc.append(OFF if held is None or owed is None else _below(held, owed, self.rc))
+            if self.cm is not None and liab_basis:
+                cm.append(OFF if held is None or owed is None else _above(held, owed, self.cm))
+            if self.hf is not None:
+                floor = self.hf.assets.get(sym)
+                hf.append(OFF if co is None else OK if floor is None or not co < floor
+                          else self.hf_code)
+            if ov is not None and self.hr is not None and self.in_scope[sym]:
+                price = self._fresh_price(a, taken_at)
+                if online is None or owed is None or price is None:
+                    ov = None
+                else:
+                    ov += online * price
+                    cv += owed * price
+        hr: Statuses = ()
+        if self.hr is not None and ov is not None and not (cv == 0 and ov != 0):
+            hr = (_above(ov, cv, self.hr),)
+        return hr, tuple(ahr), tuple(gc), tuple(rc), tuple(cm), tuple(hf)
+
+    def _fresh_price(self, a: Mapping[str, Any], taken_at: datetime) -> Decimal | None:
+        """The asset's price when present and fresh (as `price_is_fresh`), else None."""
+        p = a.get("price")
+        if p is None:
+            return None
+        if self.max_age is not None:
+            text = a.get("price_as_of")
+            if text:
+                as_of = self._times.get(text)
+                if as_of is None:
+                    if len(self._times) > 4096:
+                        self._times.clear()
+                    as_of = self._times[text] = parse_time(text)
+                if (taken_at - as_of).total_seconds() > self.max_age:
+                    return None
+        return units.parse_decimal(p)
+
+
+def _dec(text: object) -> Decimal | None:
+    if text is None:
+        return None
+    if type(text) is not str:
+        raise TypeError("not a stored amount string")
+    return Decimal(text)
+
+
+def _above(num: Decimal, den: Decimal, levels: Levels) -> int:
+    """`ceiling_level`'s verdict: the worst level with num > den × factor."""
+    for code, factor in levels:
+        if num > den * factor:
+            return code
+    return OK
+
+
+def _below(num: Decimal, den: Decimal, levels: Levels) -> int:
+    """`floor_level`'s verdict: the worst level with num < den × factor."""
+    for code, factor in levels:
+        if num < den * factor:
+            return code
+    return OK
