@@ -21,17 +21,17 @@ elsewhere the rule cannot fire or escalate, so the transitions are the same.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import alerting, rules
 from .exposure_replay import exposure_from_json
 from .backtest_gate import StateGate
 from .model import SEVERITY_RANK, Alert, Evaluation, Transition
-from .rules_flow import _StepPool  # the rule's own internal-transfer matching
 from .settings import RuleSettings, Settings
 from .store_backtest import StoredCycle
 
@@ -70,52 +70,139 @@ class _DrainBound:
     """
 
     def __init__(self, settings: Settings, rule_settings: RuleSettings):
-        self.wallets = settings.wallets
-        self.windows = rule_settings.hot_drain.windows
-        self.drops = [w.drop.as_integer_ratio() for w in self.windows]
+        windows = rule_settings.hot_drain.windows
+        # window lengths in µs, with the exact drop ratio; the longest bounds what is kept
+        self.spans = [(w.window * 1_000_000, *w.drop.as_integer_ratio(), w.severity)
+                      for w in windows]
+        self.nonneg = all(num >= 0 for _s, num, _d, _v in self.spans)  # drops, for the skip
+        self.longest = max((w.window for w in windows), default=0) * 1_000_000
         self.keys = [(w.name, a) for w in settings.wallets if w.tier in ("hot", "warm")
                      for a in w.assets if a in settings.assets]
+        # per asset, the wallets `_StepPool` sums: (key, rises count) — deposit rises never do
+        self.pool: dict[str, list[tuple[tuple[str, str], bool]]] = {}
+        for w in settings.wallets:
+            for a in w.assets:
+                self.pool.setdefault(a, []).append(((w.name, a), w.tier != "deposit"))
         self.cum = dict.fromkeys(self.keys, 0)
         self.last: dict[tuple[str, str], Mapping[tuple[str, str], int]] = {}
-        self.highs = {(k, i): deque() for k in self.keys for i in range(len(self.windows))}
-        self.tops = {(k, i): deque() for k in self.keys for i in range(len(self.windows))}
+        self.highs = {k: _Series() for k in self.keys}  # of v
+        self.tops = {k: _Maxima() for k in self.keys}  # of v + C
 
     def update(self, now: datetime, watch: Mapping[tuple[str, str], int]
                ) -> dict[tuple[str, str], set[str]]:
         """Feed one reading; (wallet, asset) → severities of the windows that may fire."""
         out: dict[tuple[str, str], set[str]] = {}
-        pools: dict[int, _StepPool] = {}
+        if not self.spans:
+            return out
+        steps: dict[tuple[int, str], tuple[int, int]] = {}
+        t = (now - _EPOCH) // _MICRO  # exact integer time
+        starts = [(t - span, num, den, sev) for span, num, den, sev in self.spans]
+        oldest = t - self.longest
         for key in self.keys:
             v = watch.get(key)
             if v is None:
                 continue
             prev = self.last.get(key)
             if prev is not None:
-                pool = pools.get(id(prev))
-                if pool is None:
-                    pool = pools[id(prev)] = _StepPool(self.wallets, [(now, prev), (now, watch)])
-                self.cum[key] += pool.internal(0, 1, key[1], prev[key] - v)
+                fall = prev[key] - v
+                if fall > 0:
+                    falls, rises = self._step(steps, prev, watch, key[1])
+                    if falls > 0:  # as `_StepPool.internal`
+                        self.cum[key] += fall * min(falls, rises) // falls
             self.last[key] = watch
             vc = v + self.cum[key]
-            for i, win in enumerate(self.windows):
-                high = _push(self.highs[(key, i)], now, v, win.window)
-                top = _push(self.tops[(key, i)], now, vc, win.window)
-                bound = top - vc
-                num, den = self.drops[i]
-                if bound > 0 and bound * den > high * num:  # bound > high × drop, exactly
-                    out.setdefault(key, set()).add(win.severity)
+            highs, tops = self.highs[key], self.tops[key]
+            highs.append(t, v, oldest)
+            widest = tops.push(t, vc, oldest) - vc  # ≥ every window's bound
+            if widest <= 0:
+                continue
+            for start, num, den, sev in starts:
+                if v >= 0 and self.nonneg and widest * den <= v * num:
+                    continue  # bound ≤ widest and high ≥ v: bound ≤ high × drop
+                bound = tops.since(start) - vc
+                if bound > 0 and bound * den > highs.since(start) * num:  # > high × drop
+                    out.setdefault(key, set()).add(sev)
         return out
 
+    def _step(self, steps: dict[tuple[int, str], tuple[int, int]],
+              a: Mapping[tuple[str, str], int], b: Mapping[tuple[str, str], int],
+              asset: str) -> tuple[int, int]:
+        """`_StepPool._totals` of the step a → b for `asset`: total falls, matchable rises."""
+        sk = (id(a), asset)
+        got = steps.get(sk)
+        if got is None:
+            falls = rises = 0
+            for k, rise_counts in self.pool.get(asset, ()):
+                if k not in a or k not in b:
+                    continue
+                delta = b[k] - a[k]
+                if delta < 0:
+                    falls -= delta
+                elif rise_counts:
+                    rises += delta
+            got = steps[sk] = (falls, rises)
+        return got
 
-def _push(q: deque[tuple[datetime, int]], now: datetime, v: int, window: int) -> int:
-    """Add (now, v) to a monotonic deque of the window's maximum; return that maximum."""
-    while q and q[-1][1] <= v:
-        q.pop()
-    q.append((now, v))
-    start = now - timedelta(seconds=window)
-    while q[0][0] < start:
-        q.popleft()
-    return q[0][1]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+class _Series:
+    """The readings of the longest window, oldest first; maxima by scanning, for the rare
+    window that the cheap bound does not rule out."""
+
+    __slots__ = ("times", "values", "head")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.values: list[int] = []
+        self.head = 0
+
+    def append(self, t: int, v: int, oldest: int) -> None:
+        self.times.append(t)
+        self.values.append(v)
+        if len(self.times) & 1023 == 0:  # now and then, forget what left the window
+            self.head = bisect_left(self.times, oldest, self.head)
+            if self.head * 2 > len(self.times):
+                del self.times[:self.head], self.values[:self.head]
+                self.head = 0
+
+    def since(self, start: int) -> int:
+        """The maximum of the readings at or after `start` (the latest is always one)."""
+        return max(self.values[bisect_left(self.times, start, self.head):])
+
+
+class _Maxima:
+    """Sliding-window maxima: a monotonic queue (times rising, values falling) of the
+    longest window. Every suffix's maximum is in it: the first entry at or after the
+    suffix's start, found by bisection, so shorter windows need no queue of their own."""
+
+    __slots__ = ("times", "values", "head")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.values: list[int] = []
+        self.head = 0
+
+    def push(self, t: int, v: int, oldest: int) -> int:
+        """Add (t, v), forget entries before `oldest`; the maximum since `oldest`."""
+        times, values = self.times, self.values
+        while len(values) > self.head and values[-1] <= v:
+            times.pop()
+            values.pop()
+        times.append(t)
+        values.append(v)
+        if times[self.head] < oldest:
+            self.head = bisect_left(times, oldest, self.head)
+            if self.head > 4096 and self.head * 2 > len(times):
+                del times[:self.head], values[:self.head]
+                self.head = 0
+        return values[self.head]
+
+    def since(self, start: int) -> int:
+        """The maximum of the entries at or after `start` (the latest is always one)."""
+        return self.values[bisect_left(self.times, start, self.head)]
 
 
 def _drain_assets(may_fire: Mapping[tuple[str, str], set[str]], open_alerts: Mapping[str, Alert],

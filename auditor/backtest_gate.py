@@ -34,6 +34,8 @@ _GATE = Context(prec=units.EXACT.prec, rounding=ROUND_HALF_EVEN,
                 traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 _LEVELS: tuple[tuple[int, str], ...] = ((3, "critical"), (2, "warning"))
 OFF, OK = 0, 1  # not covered; covered without a finding (2 warning, 3 critical)
+_D = Decimal
+_FIELDS = ("hot", "warm", "deposit", "cold", "online", "guarantee", "liabilities")
 Levels = tuple[tuple[int, Decimal], ...]
 Statuses = tuple[object, ...]
 
@@ -72,7 +74,8 @@ class StateGate:
         self.cm = None if rs.commingling is None else _factors(rs.commingling, offset=Decimal(1))
         self.hf = rs.hot_floor
         self.hf_code = 0 if self.hf is None else (3 if self.hf.severity == "critical" else 2)
-        self._times: dict[str, datetime] = {}
+        self._fresh: dict[str, bool] = {}  # price time → fresh at this cycle's time
+        self._prices: dict[str, Decimal] = {}  # prices repeat across assets and cycles
 
     def statuses(self, exposure: Mapping[str, Any] | None, taken_at: datetime
                  ) -> tuple[Statuses, ...] | None:
@@ -80,6 +83,7 @@ class StateGate:
         None when some figure cannot be compared exactly here (then run every rule)."""
         if exposure is None:
             return ((), (), (), (), (), ())
+        self._fresh.clear()
         try:
             with localcontext(_GATE):
                 return self._statuses(exposure, taken_at)
@@ -99,8 +103,8 @@ class StateGate:
         for sym, a in exposure.get("assets", {}).items():
             if sym not in self.assets:
                 continue
-            hot, warm, dep, cold, online, g, owed = (_dec(a.get(k)) for k in (
-                "hot", "warm", "deposit", "cold", "online", "guarantee", "liabilities"))
+            hot, warm, dep, cold, online, g, owed = [
+                _D(x) if type(x) is str else _dec(x) for x in map(a.get, _FIELDS)]
             co = None if hot is None or warm is None or dep is None else hot + warm + dep
             held = None if co is None or cold is None else co + cold
             if self.ahr is not None:
@@ -137,22 +141,28 @@ class StateGate:
         if self.max_age is not None:
             text = a.get("price_as_of")
             if text:
-                as_of = self._times.get(text)
-                if as_of is None:
-                    if len(self._times) > 4096:
-                        self._times.clear()
-                    as_of = self._times[text] = parse_time(text)
-                if (taken_at - as_of).total_seconds() > self.max_age:
+                fresh = self._fresh.get(text)  # the assets of a cycle share one time
+                if fresh is None:
+                    fresh = self._fresh[text] = (
+                        taken_at - parse_time(text)).total_seconds() <= self.max_age
+                if not fresh:
                     return None
-        return units.parse_decimal(p)
+        value = self._prices.get(p) if type(p) is str else None
+        if value is None:
+            value = units.parse_decimal(p)
+            if type(p) is str:
+                if len(self._prices) > 4096:
+                    self._prices.clear()
+                self._prices[p] = value
+        return value
 
 
 def _dec(text: object) -> Decimal | None:
+    if type(text) is str:
+        return Decimal(text)
     if text is None:
         return None
-    if type(text) is not str:
-        raise TypeError("not a stored amount string")
-    return Decimal(text)
+    raise TypeError("not a stored amount string")
 
 
 def _above(num: Decimal, den: Decimal, levels: Levels) -> int:

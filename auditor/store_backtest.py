@@ -46,31 +46,49 @@ def connect_read_only(path: Path) -> sqlite_utils.Database:
 
 def period_cycles(conn: sqlite3.Connection, start: datetime,
                   end: datetime) -> Iterator[StoredCycle]:
-    """Cycles taken in [start, end), in order, from two cursors read side by side
-    (bounded memory: one cycle's rows at a time)."""
+    """Cycles taken in [start, end), in order, one row each: the watch totals come as
+    their keys and amounts concatenated in primary-key order (bounded memory)."""
     lo, hi = db_time(start), db_time(end)
     ids = conn.execute("SELECT min(id), max(id) FROM cycles WHERE taken_at >= ? AND taken_at < ?",
                        (lo, hi)).fetchone()
     if ids[0] is None:
         return
     cycles = conn.execute(
-        "SELECT c.id, c.taken_at, c.status, c.has_watch, e.payload FROM cycles c "
+        "SELECT c.id, c.taken_at, c.status, c.has_watch, e.payload, "
+        "(SELECT group_concat(w.wallet || char(31) || w.asset, char(30)) || char(29) || "
+        "group_concat(w.amount, char(30)) FROM wallet_totals w "
+        "WHERE w.cycle = c.id AND w.view = 'watch') FROM cycles c "
         "LEFT JOIN exposures e ON e.cycle = c.id WHERE c.id BETWEEN ? AND ? ORDER BY c.id", ids)
-    totals = conn.execute(
-        "SELECT cycle, wallet, asset, amount FROM wallet_totals "
-        "WHERE cycle BETWEEN ? AND ? AND view = 'watch' ORDER BY cycle", ids)
-    cycles.arraysize = totals.arraysize = 1024
-    pending = next(totals, None)
-    for cid, taken_at, status, has_watch, payload in cycles:
-        watch: dict[tuple[str, str], int] | None = {} if has_watch else None
-        while pending is not None and pending[0] <= cid:
-            if pending[0] == cid and watch is not None:
-                watch[(pending[1], pending[2])] = int(pending[3])
-            pending = next(totals, None)
-        t = parse_time(taken_at)
+    cycles.arraysize = 1024
+    keys: dict[str, list[tuple[str, str]] | None] = {}
+    for cid, taken_at, status, has_watch, payload, totals in cycles:
         if not lo <= taken_at < hi:
             continue  # an out-of-order clock put a cycle of another period between the ids
-        yield StoredCycle(cid, t, status, payload, watch)
+        watch: dict[tuple[str, str], int] | None = None
+        if has_watch:
+            watch = {} if totals is None else _watch(conn, cid, totals, keys)
+        yield StoredCycle(cid, parse_time(taken_at), status, payload, watch)
+
+
+def _watch(conn: sqlite3.Connection, cid: int, totals: str,
+           keys: dict[str, list[tuple[str, str]] | None]) -> dict[tuple[str, str], int]:
+    """A cycle's watch totals from "keys \\x1d amounts"; the key list is parsed once per
+    distinct text (wallets and assets rarely change). Names holding the separators are
+    read row by row instead."""
+    names, _, amounts = totals.rpartition("\x1d")  # amounts are digits: the last one
+    ks = keys.get(names, ())
+    if ks == ():
+        if len(keys) > 64:
+            keys.clear()
+        pairs = [tuple(n.split("\x1f")) for n in names.split("\x1e")]
+        ok = all(len(p) == 2 for p in pairs) and len(set(pairs)) == len(pairs)
+        ks = keys[names] = pairs if ok else None  # type: ignore[assignment]
+    values = amounts.split("\x1e")
+    if ks is None or len(values) != len(ks):
+        return {(w, a): int(v) for w, a, v in conn.execute(
+            "SELECT wallet, asset, amount FROM wallet_totals WHERE cycle = ? AND view = 'watch'",
+            (cid,))}
+    return dict(zip(ks, map(int, values)))  # type: ignore[arg-type]
 
 
 def period_transitions(conn: sqlite3.Connection, start: datetime, end: datetime,
