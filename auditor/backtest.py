@@ -29,6 +29,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import alerting, rules
+
+try:
+    import orjson as _orjson
+except ImportError:  # optional: json is the same, only slower
+    _orjson = None  # type: ignore[assignment]
 from .exposure_replay import exposure_from_json
 from .backtest_gate import StateGate
 from .model import SEVERITY_RANK, Alert, Evaluation, Transition
@@ -83,10 +88,7 @@ class _DrainBound:
         for w in settings.wallets:
             for a in w.assets:
                 self.pool.setdefault(a, []).append(((w.name, a), w.tier != "deposit"))
-        self.cum = dict.fromkeys(self.keys, 0)
-        self.last: dict[tuple[str, str], Mapping[tuple[str, str], int]] = {}
-        self.highs = {k: _Series() for k in self.keys}  # of v
-        self.tops = {k: _Maxima() for k in self.keys}  # of v + C
+        self.state = {k: _KeyState() for k in self.keys}
 
     def update(self, now: datetime, watch: Mapping[tuple[str, str], int]
                ) -> dict[tuple[str, str], set[str]]:
@@ -98,29 +100,37 @@ class _DrainBound:
         t = (now - _EPOCH) // _MICRO  # exact integer time
         starts = [(t - span, num, den, sev) for span, num, den, sev in self.spans]
         oldest = t - self.longest
-        for key in self.keys:
+        for key, st in self.state.items():
             v = watch.get(key)
             if v is None:
                 continue
-            prev = self.last.get(key)
+            prev = st.last
             if prev is not None:
                 fall = prev[key] - v
                 if fall > 0:
                     falls, rises = self._step(steps, prev, watch, key[1])
                     if falls > 0:  # as `_StepPool.internal`
-                        self.cum[key] += fall * min(falls, rises) // falls
-            self.last[key] = watch
-            vc = v + self.cum[key]
-            highs, tops = self.highs[key], self.tops[key]
-            highs.append(t, v, oldest)
-            widest = tops.push(t, vc, oldest) - vc  # ≥ every window's bound
+                        st.cum += fall * min(falls, rises) // falls
+            st.last = watch
+            vc = v + st.cum
+            st.highs.append(t, v, oldest)
+            # push vc on the monotonic queue of v + C (inlined: the hot loop)
+            times, values = st.times, st.values
+            while len(values) > st.head and values[-1] <= vc:
+                times.pop()
+                values.pop()
+            times.append(t)
+            values.append(vc)
+            if times[st.head] < oldest:
+                st.forget(oldest)
+            widest = values[st.head] - vc  # ≥ every window's bound
             if widest <= 0:
                 continue
             for start, num, den, sev in starts:
                 if v >= 0 and self.nonneg and widest * den <= v * num:
                     continue  # bound ≤ widest and high ≥ v: bound ≤ high × drop
-                bound = tops.since(start) - vc
-                if bound > 0 and bound * den > highs.since(start) * num:  # > high × drop
+                bound = values[bisect_left(times, start, st.head)] - vc
+                if bound > 0 and bound * den > st.highs.since(start) * num:  # > high × drop
                     out.setdefault(key, set()).add(sev)
         return out
 
@@ -173,36 +183,29 @@ class _Series:
         return max(self.values[bisect_left(self.times, start, self.head):])
 
 
-class _Maxima:
-    """Sliding-window maxima: a monotonic queue (times rising, values falling) of the
-    longest window. Every suffix's maximum is in it: the first entry at or after the
-    suffix's start, found by bisection, so shorter windows need no queue of their own."""
+class _KeyState:
+    """One hot/warm wallet and asset: its last reading, C (the running sum of internal
+    outflows), its readings (highs) and a monotonic queue (times rising, values falling)
+    of v + C over the longest window. Every suffix's maximum is in that queue: the first
+    entry at or after the suffix's start, found by bisection, so shorter windows need no
+    queue of their own."""
 
-    __slots__ = ("times", "values", "head")
+    __slots__ = ("last", "cum", "highs", "times", "values", "head")
 
     def __init__(self) -> None:
+        self.last: Mapping[tuple[str, str], int] | None = None
+        self.cum = 0
+        self.highs = _Series()
         self.times: list[int] = []
         self.values: list[int] = []
         self.head = 0
 
-    def push(self, t: int, v: int, oldest: int) -> int:
-        """Add (t, v), forget entries before `oldest`; the maximum since `oldest`."""
-        times, values = self.times, self.values
-        while len(values) > self.head and values[-1] <= v:
-            times.pop()
-            values.pop()
-        times.append(t)
-        values.append(v)
-        if times[self.head] < oldest:
-            self.head = bisect_left(times, oldest, self.head)
-            if self.head > 4096 and self.head * 2 > len(times):
-                del times[:self.head], values[:self.head]
-                self.head = 0
-        return values[self.head]
-
-    def since(self, start: int) -> int:
-        """The maximum of the entries at or after `start` (the latest is always one)."""
-        return self.values[bisect_left(self.times, start, self.head)]
+    def forget(self, oldest: int) -> None:
+        """Drop the queue's entries before `oldest` (compacting now and then)."""
+        self.head = bisect_left(self.times, oldest, self.head)
+        if self.head > 4096 and self.head * 2 > len(self.times):
+            del self.times[:self.head], self.values[:self.head]
+            self.head = 0
 
 
 def _drain_assets(may_fire: Mapping[tuple[str, str], set[str]], open_alerts: Mapping[str, Alert],
@@ -258,12 +261,14 @@ class _Replay:
         self.behind: frozenset[int] = frozenset()  # rules skipped on the previous cycle
 
     def cycle(self, c: StoredCycle, history: deque[Point], drain_assets: set[str]) -> None:
-        payload: Mapping[str, Any] | None = None if c.exposure is None else json.loads(c.exposure)
+        payload = None if c.exposure is None else _loads(c.exposure)
         partial = c.status != "ok"
         sig = (partial, self.gate.statuses(payload, c.taken_at))
         prev = self.prev_sig
         if sig[1] is None or prev is None or prev[1] is None or prev[0] != partial:
             run = _ALL
+        elif sig == prev:
+            run = ()  # the common case: nothing changed
         else:
             run = tuple(i for i in _ALL if sig[1][i] != prev[1][i])  # type: ignore[index]
         stale = [i for i in run if i in self.behind and self._has_open(i)]
@@ -280,7 +285,7 @@ class _Replay:
             self.out.transitions.extend(self._advance(evaluations, c.taken_at, partial))
         self.out.cycles += 1
         self.prev, self.prev_sig = (c, payload), sig
-        self.behind = frozenset(_ALL).difference(run)
+        self.behind = _ALL_SET.difference(run) if run else _ALL_SET
 
     def _input(self, c: StoredCycle, payload: Mapping[str, Any] | None) -> rules.RuleInput:
         exposure = None if payload is None else exposure_from_json(
@@ -314,3 +319,15 @@ class _Replay:
 
 
 _ALL: tuple[int, ...] = tuple(range(len(_EXPOSURE_RULES)))
+_ALL_SET = frozenset(_ALL)
+
+
+def _loads(text: str) -> Any:
+    """The stored JSON, through orjson when installed (same objects for what the auditor
+    stores; anything it refuses, e.g. NaN or huge integers, goes through `json`)."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
