@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from . import alerting, rules
@@ -79,6 +80,8 @@ class _DrainBound:
         # window lengths in µs, with the exact drop ratio; the longest bounds what is kept
         self.spans = [(w.window * 1_000_000, *w.drop.as_integer_ratio(), w.severity)
                       for w in windows]
+        self.lowest = min((Fraction(num, den) for _s, num, den, _v in self.spans),
+                          default=Fraction(0)).as_integer_ratio()  # the smallest drop
         self.nonneg = all(num >= 0 for _s, num, _d, _v in self.spans)  # drops, for the skip
         self.longest = max((w.window for w in windows), default=0) * 1_000_000
         self.keys = [(w.name, a) for w in settings.wallets if w.tier in ("hot", "warm")
@@ -100,6 +103,7 @@ class _DrainBound:
         t = (now - _EPOCH) // _MICRO  # exact integer time
         starts = [(t - span, num, den, sev) for span, num, den, sev in self.spans]
         oldest = t - self.longest
+        low_num, low_den = self.lowest
         for key, st in self.state.items():
             v = watch.get(key)
             if v is None:
@@ -113,7 +117,11 @@ class _DrainBound:
                         st.cum += fall * min(falls, rises) // falls
             st.last = watch
             vc = v + st.cum
-            st.highs.append(t, v, oldest)
+            highs = st.highs
+            highs.times.append(t)
+            highs.values.append(v)
+            if len(highs.times) & 1023 == 0:
+                highs.forget(oldest)
             # push vc on the monotonic queue of v + C (inlined: the hot loop)
             times, values = st.times, st.values
             while len(values) > st.head and values[-1] <= vc:
@@ -124,8 +132,8 @@ class _DrainBound:
             if times[st.head] < oldest:
                 st.forget(oldest)
             widest = values[st.head] - vc  # ≥ every window's bound
-            if widest <= 0:
-                continue
+            if widest <= 0 or (v >= 0 and self.nonneg and widest * low_den <= v * low_num):
+                continue  # below the smallest drop: no window's bound can exceed its drop
             for start, num, den, sev in starts:
                 if v >= 0 and self.nonneg and widest * den <= v * num:
                     continue  # bound ≤ widest and high ≥ v: bound ≤ high × drop
@@ -169,14 +177,13 @@ class _Series:
         self.values: list[int] = []
         self.head = 0
 
-    def append(self, t: int, v: int, oldest: int) -> None:
-        self.times.append(t)
-        self.values.append(v)
-        if len(self.times) & 1023 == 0:  # now and then, forget what left the window
-            self.head = bisect_left(self.times, oldest, self.head)
-            if self.head * 2 > len(self.times):
-                del self.times[:self.head], self.values[:self.head]
-                self.head = 0
+    def forget(self, oldest: int) -> None:
+        """Now and then (the caller appends to `times` and `values`), drop the readings
+        before `oldest`."""
+        self.head = bisect_left(self.times, oldest, self.head)
+        if self.head * 2 > len(self.times):
+            del self.times[:self.head], self.values[:self.head]
+            self.head = 0
 
     def since(self, start: int) -> int:
         """The maximum of the readings at or after `start` (the latest is always one)."""

@@ -44,6 +44,15 @@ def connect_read_only(path: Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn, execute_plugins=False)
 
 
+_CYCLES_SQL = (
+    "SELECT c.id, c.taken_at, c.status, c.has_watch, e.payload, "
+    "(SELECT group_concat(w.wallet || char(31) || w.asset, char(30)) || char(29) || "
+    "group_concat(w.amount, char(30)) FROM wallet_totals w "
+    "WHERE w.cycle = c.id AND w.view = 'watch') FROM cycles c "
+    "LEFT JOIN exposures e ON e.cycle = c.id WHERE c.id BETWEEN ? AND ? ORDER BY c.id")
+_BATCH = 512
+
+
 def period_cycles(conn: sqlite3.Connection, start: datetime,
                   end: datetime) -> Iterator[StoredCycle]:
     """Cycles taken in [start, end), in order, one row each: the watch totals come as
@@ -53,21 +62,21 @@ def period_cycles(conn: sqlite3.Connection, start: datetime,
                        (lo, hi)).fetchone()
     if ids[0] is None:
         return
-    cycles = conn.execute(
-        "SELECT c.id, c.taken_at, c.status, c.has_watch, e.payload, "
-        "(SELECT group_concat(w.wallet || char(31) || w.asset, char(30)) || char(29) || "
-        "group_concat(w.amount, char(30)) FROM wallet_totals w "
-        "WHERE w.cycle = c.id AND w.view = 'watch') FROM cycles c "
-        "LEFT JOIN exposures e ON e.cycle = c.id WHERE c.id BETWEEN ? AND ? ORDER BY c.id", ids)
-    cycles.arraysize = 1024
     keys: dict[str, list[tuple[str, str]] | None] = {}
-    for cid, taken_at, status, has_watch, payload, totals in cycles:
-        if not lo <= taken_at < hi:
-            continue  # an out-of-order clock put a cycle of another period between the ids
-        watch: dict[tuple[str, str], int] | None = None
-        if has_watch:
-            watch = {} if totals is None else _watch(conn, cid, totals, keys)
-        yield StoredCycle(cid, parse_time(taken_at), status, payload, watch)
+    for batch in _batches(conn, ids):
+        for cid, taken_at, status, has_watch, payload, totals in batch:
+            if not lo <= taken_at < hi:
+                continue  # an out-of-order clock put a cycle of another period between the ids
+            watch: dict[tuple[str, str], int] | None = None
+            if has_watch:
+                watch = {} if totals is None else _watch(conn, cid, totals, keys)
+            yield StoredCycle(cid, parse_time(taken_at), status, payload, watch)
+
+
+def _batches(conn: sqlite3.Connection, ids: tuple[int, int]) -> Iterator[list[tuple[Any, ...]]]:
+    cur = conn.execute(_CYCLES_SQL, ids)
+    while batch := cur.fetchmany(_BATCH):
+        yield batch
 
 
 def _watch(conn: sqlite3.Connection, cid: int, totals: str,
