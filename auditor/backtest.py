@@ -109,26 +109,32 @@ class _DrainBound:
             if v is None:
                 continue
             prev = st.last
-            if prev is not None:
-                fall = prev[key] - v
-                if fall > 0:
-                    falls, rises = self._step(steps, prev, watch, key[1])
-                    if falls > 0:  # as `_StepPool.internal`
-                        st.cum += fall * min(falls, rises) // falls
             st.last = watch
-            vc = v + st.cum
-            highs = st.highs
-            highs.times.append(t)
-            highs.values.append(v)
-            if len(highs.times) & 1023 == 0:
-                highs.forget(oldest)
-            # push vc on the monotonic queue of v + C (inlined: the hot loop)
-            times, values = st.times, st.values
-            while len(values) > st.head and values[-1] <= vc:
-                times.pop()
-                values.pop()
-            times.append(t)
-            values.append(vc)
+            times, values, highs = st.times, st.values, st.highs
+            if prev is not None and prev[key] == v:
+                # unchanged (a quiet wallet): C too, so v and v + C were the latest entries
+                # of the readings and of the queue; moving their time to now keeps every
+                # window's maximum
+                highs.times[-1] = times[-1] = t
+                vc = values[-1]
+            else:
+                if prev is not None:
+                    fall = prev[key] - v
+                    if fall > 0:
+                        falls, rises = self._step(steps, prev, watch, key[1])
+                        if falls > 0:  # as `_StepPool.internal`
+                            st.cum += fall * min(falls, rises) // falls
+                vc = v + st.cum
+                highs.times.append(t)
+                highs.values.append(v)
+                if len(highs.times) & 1023 == 0:
+                    highs.forget(oldest)
+                # push vc on the monotonic queue of v + C (inlined: the hot loop)
+                while len(values) > st.head and values[-1] <= vc:
+                    times.pop()
+                    values.pop()
+                times.append(t)
+                values.append(vc)
             if times[st.head] < oldest:
                 st.forget(oldest)
             widest = values[st.head] - vc  # ≥ every window's bound

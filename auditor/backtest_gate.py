@@ -74,6 +74,11 @@ class StateGate:
         self.cm = None if rs.commingling is None else _factors(rs.commingling, offset=Decimal(1))
         self.hf = rs.hot_floor
         self.hf_code = 0 if self.hf is None else (3 if self.hf.severity == "critical" else 2)
+        # per asset: its asset_hot_ratio levels, in hot_ratio's scope, its hot floor
+        self.per_asset = {s: (None if self.ahr is None else self.ahr[s], self.in_scope[s],
+                              None if self.hf is None else self.hf.assets.get(s))
+                          for s in settings.assets}
+        self._slow_figures: dict[str, Decimal] = {}
         self._fresh: dict[str, bool] = {}  # price time → fresh at this cycle's time
         self._prices: dict[str, Decimal] = {}  # prices repeat across assets and cycles
 
@@ -98,30 +103,49 @@ class StateGate:
         cm: list[int] = []
         hf: list[int] = []
         liab_basis = exposure.get("basis", "liabilities") == "liabilities"
+        rc_on, cm_on = self.rc is not None and liab_basis, self.cm is not None and liab_basis
         ov: Decimal | None = Decimal(0)
         cv = Decimal(0)
+        hr_on = self.hr is not None
+        per_asset, slow = self.per_asset, self._slow_figures
         for sym, a in exposure.get("assets", {}).items():
-            if sym not in self.assets:
+            cfg = per_asset.get(sym)
+            if cfg is None:
                 continue
-            hot, warm, dep, cold, online, g, owed = [
-                _D(x) if type(x) is str else _dec(x) for x in map(a.get, _FIELDS)]
-            co = None if hot is None or warm is None or dep is None else hot + warm + dep
-            held = None if co is None or cold is None else co + cold
-            if self.ahr is not None:
+            ahr_levels, in_scope, floor = cfg
+            get = a.get
+            x = get("online")
+            online = _D(x) if type(x) is str else _dec(x)
+            x = get("liabilities")
+            owed = _D(x) if type(x) is str else _dec(x)
+            x, y, z = get("hot"), get("warm"), get("deposit")
+            if type(x) is str and type(y) is str and type(z) is str:
+                co: Decimal | None = _D(x) + (slow.get(y) or self._slow(y)) + _D(z)
+            else:
+                hot, warm, dep = _dec(x), _dec(y), _dec(z)
+                co = None if hot is None or warm is None or dep is None else hot + warm + dep
+            if ahr_levels is not None:
                 ahr.append(OFF if online is None or owed is None
-                           else _above(online, owed, self.ahr[sym]))
+                           else _above(online, owed, ahr_levels))
             if self.gc is not None:
-                gc.append(OFF if not self.in_scope[sym] or g is None or online is None
+                x = get("guarantee")
+                g = (slow.get(x) or self._slow(x)) if type(x) is str else _dec(x)
+                gc.append(OFF if not in_scope or g is None or online is None
                           else _below(g, online, self.gc))
-            if self.rc is not None and liab_basis:
-                rc.append(OFF if held is None or owed is None else _below(held, owed, self.rc))
-            if self.cm is not None and liab_basis:
-                cm.append(OFF if held is None or owed is None else _above(held, owed, self.cm))
+            if rc_on or cm_on:
+                x = get("cold")
+                cold = (slow.get(x) or self._slow(x)) if type(x) is str else _dec(x)
+                held = None if co is None or cold is None else co + cold
+                if rc_on:
+                    rc.append(OFF if held is None or owed is None
+                              else _below(held, owed, self.rc))  # type: ignore[arg-type]
+                if cm_on:
+                    cm.append(OFF if held is None or owed is None
+                              else _above(held, owed, self.cm))  # type: ignore[arg-type]
             if self.hf is not None:
-                floor = self.hf.assets.get(sym)
                 hf.append(OFF if co is None else OK if floor is None or not co < floor
                           else self.hf_code)
-            if ov is not None and self.hr is not None and self.in_scope[sym]:
+            if ov is not None and hr_on and in_scope:
                 price = self._fresh_price(a, taken_at)
                 if online is None or owed is None or price is None:
                     ov = None
@@ -129,9 +153,16 @@ class StateGate:
                     ov += online * price
                     cv += owed * price
         hr: Statuses = ()
-        if self.hr is not None and ov is not None and not (cv == 0 and ov != 0):
-            hr = (_above(ov, cv, self.hr),)
+        if hr_on and ov is not None and not (cv == 0 and ov != 0):
+            hr = (_above(ov, cv, self.hr),)  # type: ignore[arg-type]
         return hr, tuple(ahr), tuple(gc), tuple(rc), tuple(cm), tuple(hf)
+
+    def _slow(self, text: str) -> Decimal:
+        """Decimal of a figure that changes slowly (warm, cold, guarantee), kept for reuse."""
+        if len(self._slow_figures) > 4096:
+            self._slow_figures.clear()
+        d = self._slow_figures[text] = _D(text)
+        return d
 
     def _fresh_price(self, a: Mapping[str, Any], taken_at: datetime) -> Decimal | None:
         """The asset's price when present and fresh (as `price_is_fresh`), else None."""
