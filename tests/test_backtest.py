@@ -254,3 +254,53 @@ def test_backtest_periods_are_local_days_in_the_schedule_timezone() -> None:
     assert end - start == timedelta(hours=25)  # the autumn switch day
     with pytest.raises(ValueError, match="before --from"):
         period_bounds("2026-11-02", "2026-11-01", "UTC")
+
+
+def _full(settings: Settings, rules_path: Path) -> list[tuple[object, ...]]:
+    trial = load_rules(rules_path, settings.assets, poll_every=60)
+    end = START + timedelta(days=1)
+    with Store.open_read_only(settings.store.path) as store:
+        res = replay(settings, trial, store.backtest_cycles(START - timedelta(
+            seconds=warmup(trial)), end), START, end)
+    return [(t.kind, t.rule, t.subject, t.severity, t.at, t.value, t.threshold, t.summary,
+             t.details) for t in res.transitions]
+
+
+@pytest.mark.parametrize("body", [
+    "rules: {preset: jp-fsa, guarantee_coverage: off}\n",
+    "rules: {preset: jp-fsa, hot_ratio: {warning: '3%', critical: '5%'}, "
+    "asset_hot_ratio: {warning: '3.4%', critical: '4.6%'}, commingling: {warning: '0.5%'}, "
+    "hot_floor: {assets: {ETH: '30'}}}\n",
+])
+def test_the_status_gate_changes_no_transition_nor_its_figures(
+        stored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    """Exposure rules run only where StateGate sees a status change; running every rule on
+    every cycle gives the same transitions, values and summaries (a resolve carries the
+    figures of the alert's last cycle, refreshed before the rule runs again)."""
+    settings, _ = stored
+    path = _rules(tmp_path, "gate.yaml", body)
+    gated = _full(settings, path)
+    import auditor.backtest_gate as gate
+
+    monkeypatch.setattr(gate.StateGate, "statuses", lambda self, exposure, taken_at: None)
+    assert _full(settings, path) == gated
+    kinds = {(k, r) for k, r, *_ in gated}
+    assert ("resolved", "hot_ratio") in kinds  # a resolve carries the last cycle's figures
+
+
+def test_the_status_gate_gives_up_where_a_figure_would_round(stored) -> None:
+    from decimal import Decimal
+
+    from auditor.backtest_gate import StateGate
+
+    settings, _ = stored
+    gate = StateGate(settings, settings.rules)
+    now = START
+    fine = {"basis": "liabilities", "assets": {"ETH": {
+        "hot": "20", "warm": "0", "deposit": "0", "cold": "980", "online": "20",
+        "guarantee": "0", "liabilities": "1000", "price": "450000", "price_as_of": None}}}
+    assert gate.statuses(fine, now) is not None
+    huge = json.loads(json.dumps(fine))
+    huge["assets"]["ETH"]["liabilities"] = "1" + "0" * 130 + ".5"  # beyond 120 digits
+    assert gate.statuses(huge, now) is None
+    assert Decimal(huge["assets"]["ETH"]["liabilities"]) > 0
