@@ -304,3 +304,36 @@ def test_the_status_gate_gives_up_where_a_figure_would_round(stored) -> None:
     huge["assets"]["ETH"]["liabilities"] = "1" + "0" * 130 + ".5"  # beyond 120 digits
     assert gate.statuses(huge, now) is None
     assert Decimal(huge["assets"]["ETH"]["liabilities"]) > 0
+
+
+def test_a_resolve_after_skipped_cycles_carries_the_last_cycles_figures(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hot ETH drifts up while the alerts fire (cycles the gate skips), then falls back:
+    the resolves show the figures of the last firing cycle, as when every rule runs."""
+    from auditor.store_backtest import StoredCycle
+
+    settings = _settings(tmp_path)
+    cycles = []
+    for i in range(30):
+        now = START + timedelta(minutes=i)
+        hot = (60 + i) * ETH if i < 20 else 20 * ETH
+        bal = {("hot", "ETH"): hot, ("cold", "ETH"): 1000 * ETH - hot,
+               ("hot", "USDC"): 10**12, ("cold", "USDC"): 0}
+        prices = {"ETH": Price("ETH", __import__("decimal").Decimal("450000"), "static", now),
+                  "USDC": Price("USDC", __import__("decimal").Decimal("150"), "static", now)}
+        liab = Liabilities({"ETH": 1000 * ETH, "USDC": 1_000_000 * 10**6}, now, "csv")
+        e = compute_exposure(settings.wallets, settings.assets, bal, prices, liab,
+                             settings.rules.scope_classes, now, 600, "JPY")
+        cycles.append(StoredCycle(i + 1, now, "ok", json.dumps(exposure_json(e)), bal))
+
+    def run() -> list[tuple[object, ...]]:
+        res = replay(settings, settings.rules, cycles, START, START + timedelta(hours=1))
+        return [(t.kind, t.rule, t.subject, t.at, t.value, t.summary) for t in res.transitions]
+
+    gated = run()
+    import auditor.backtest_gate as gate
+
+    monkeypatch.setattr(gate.StateGate, "statuses", lambda self, exposure, taken_at: None)
+    assert run() == gated
+    resolved = [t for t in gated if t[0] == "resolved" and t[1] == "hot_ratio"]
+    assert resolved and "7.9%" in str(resolved[0][5])  # hot 79 of 1000 at the last cycle
