@@ -46,8 +46,8 @@ def connect_read_only(path: Path) -> sqlite_utils.Database:
 
 _CYCLES_SQL = (
     "SELECT c.id, c.taken_at, c.status, c.has_watch, e.payload, "
-    "(SELECT group_concat(w.wallet || char(31) || w.asset, char(30)) || char(29) || "
-    "group_concat(w.amount, char(30)) FROM wallet_totals w "
+    "(SELECT group_concat(w.wallet, char(30)) || char(29) || group_concat(w.asset, char(30)) "
+    "|| char(29) || group_concat(w.amount, char(30)) FROM wallet_totals w "
     "WHERE w.cycle = c.id AND w.view = 'watch') FROM cycles c "
     "LEFT JOIN exposures e ON e.cycle = c.id WHERE c.id BETWEEN ? AND ? ORDER BY c.id")
 _BATCH = 512
@@ -81,17 +81,19 @@ def _batches(conn: sqlite3.Connection, ids: tuple[int, int]) -> Iterator[list[tu
 
 def _watch(conn: sqlite3.Connection, cid: int, totals: str,
            keys: dict[str, list[tuple[str, str]] | None]) -> dict[tuple[str, str], int]:
-    """A cycle's watch totals from "keys \\x1d amounts"; the key list is parsed once per
-    distinct text (wallets and assets rarely change). Names holding the separators are
-    read row by row instead."""
+    """A cycle's watch totals from "wallets \\x1d assets \\x1d amounts" (lists joined by
+    \\x1e); the key list is parsed once per distinct text (wallets and assets rarely
+    change). Names holding a separator are read row by row instead."""
     names, _, amounts = totals.rpartition("\x1d")  # amounts are digits: the last one
     ks = keys.get(names, ())
     if ks == ():
         if len(keys) > 64:
             keys.clear()
-        pairs = [tuple(n.split("\x1f")) for n in names.split("\x1e")]
-        ok = all(len(p) == 2 for p in pairs) and len(set(pairs)) == len(pairs)
-        ks = keys[names] = pairs if ok else None  # type: ignore[assignment]
+        wallets, _, assets = names.partition("\x1d")
+        ws, syms = wallets.split("\x1e"), assets.split("\x1e")
+        pairs = list(zip(ws, syms))
+        ok = "\x1d" not in assets and len(ws) == len(syms) and len(set(pairs)) == len(pairs)
+        ks = keys[names] = pairs if ok else None
     values = amounts.split("\x1e")
     if ks is None or len(values) != len(ks):
         return {(w, a): int(v) for w, a, v in conn.execute(
