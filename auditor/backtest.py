@@ -16,6 +16,11 @@ of one-minute cycles fast, a cycle runs it only for the assets where an upper
 bound of some hot or warm wallet's fall exceeds a window's `drop` (see
 `_DrainBound`) and the wallet's alert is not already open at that severity:
 elsewhere the rule cannot fire or escalate, so the transitions are the same.
+
+The six exposure rules run only on cycles where `backtest_gate.StateGate`
+(exact statuses from the stored figures) sees a subject's status change
+(`_Replay`); their open alerts' figures are brought up to date from the previous
+cycle before such a run, so a resolve shows the same value and summary.
 """
 
 from __future__ import annotations
@@ -30,16 +35,16 @@ from fractions import Fraction
 from typing import Any
 
 from . import alerting, rules
-
-try:
-    import orjson as _orjson
-except ImportError:  # optional: json is the same, only slower
-    _orjson = None  # type: ignore[assignment]
-from .exposure_replay import exposure_from_json
 from .backtest_gate import StateGate
+from .exposure_replay import exposure_from_json
 from .model import SEVERITY_RANK, Alert, Evaluation, Transition
 from .settings import RuleSettings, Settings
 from .store_backtest import StoredCycle
+
+try:
+    import orjson as _orjson
+except ImportError:  # optional: json gives the same objects, only slower
+    _orjson = None  # type: ignore[assignment]
 
 __all__ = ["BACKTEST_RULES", "BacktestResult", "replay", "warmup"]
 
