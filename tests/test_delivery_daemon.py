@@ -117,6 +117,14 @@ alerts:
         rows = self.sql(f"SELECT attempts FROM outbox WHERE {PENDING} ORDER BY id LIMIT 1")
         return int(rows[0][0]) if rows else 0
 
+    def wait_for(self, predicate: Callable[[], bool], what: str, limit: float = 60.0) -> None:
+        """`wait_for`, with the daemon's last log lines when it times out."""
+        try:
+            wait_for(predicate, what, limit)
+        except AssertionError as e:
+            tail = self.log.read_text(errors="replace").splitlines()[-15:]
+            raise AssertionError(f"{e}; daemon log:\n" + "\n".join(tail)) from None
+
     def terminate(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -142,8 +150,11 @@ def site(tmp_path: Path, rx: WebhookReceiver) -> Iterator[Site]:
 
 
 def delivered_seqs(rx: WebhookReceiver) -> list[int]:
-    """Seqs of the requests the receiver accepted (200), in arrival order."""
-    return [a["seq"] for r in rx.requests if r.status == 200 for a in r.json()["alerts"]]
+    """Seqs of the requests the receiver accepted (200), in arrival order. A body
+    cut short by `kill -9` mid-send is no JSON: its sender never got the 200."""
+    complete = [r for r in rx.requests
+                if r.status == 200 and len(r.body) == int(r.headers.get("content-length", -1))]
+    return [a["seq"] for r in complete for a in r.json()["alerts"]]
 
 
 def test_receiver_down_then_up_gets_every_transition_once_in_seq_order(
@@ -151,10 +162,10 @@ def test_receiver_down_then_up_gets_every_transition_once_in_seq_order(
     site.backlog(30)
     rx.stop()
     site.start()
-    wait_for(lambda: site.attempts_of_oldest() >= 2, "two failed attempts while down")
+    site.wait_for(lambda: site.attempts_of_oldest() >= 2, "two failed attempts while down")
     assert site.pending() == 31  # the backlog and the first cycle's stale_data
     rx.start()
-    wait_for(lambda: site.pending() == 0, "the backlog delivered after recovery")
+    site.wait_for(lambda: site.pending() == 0, "the backlog delivered after recovery")
     assert delivered_seqs(rx) == site.outbox_seqs()  # in order, none lost, none twice
     assert all(r.signature_ok for r in rx.requests)
     assert site.terminate() == 0
@@ -167,15 +178,15 @@ def test_kill_9_mid_backlog_then_restart_delivers_everything_pending(
     site.backlog(200)
     rx.respond(200, delay=0.01)
     site.start()
-    wait_for(lambda: len(rx.requests) >= 40, "part of the backlog delivered")
+    site.wait_for(lambda: len(rx.requests) >= 40, "part of the backlog delivered")
     if trouble == 500:
         rx.respond(500)
-        wait_for(lambda: rx.requests[-1].status == 500, "the receiver failing")
+        site.wait_for(lambda: rx.requests[-1].status == 500, "the receiver failing")
     site.kill()
     assert site.pending() > 0, "the kill came mid-backlog"
     rx.respond(200)
     site.start()
-    wait_for(lambda: site.pending() == 0, "everything pending delivered after the restart")
+    site.wait_for(lambda: site.pending() == 0, "everything pending delivered after the restart")
     got, expected = delivered_seqs(rx), site.outbox_seqs()
     assert set(got) == set(expected), "no seq missing"
     firsts = list(dict.fromkeys(got))
@@ -190,9 +201,9 @@ def test_a_retry_goes_out_when_due_not_at_the_next_poll(site: Site, rx: WebhookR
     site.backlog(3)
     rx.respond(500)
     site.start()
-    wait_for(lambda: site.attempts_of_oldest() >= 1, "a first attempt answered 500")
+    site.wait_for(lambda: site.attempts_of_oldest() >= 1, "a first attempt answered 500")
     rx.respond(200)
-    wait_for(lambda: site.pending() == 0, "the retry, 1-2 s later with poll_every 1h")
+    site.wait_for(lambda: site.pending() == 0, "the retry, 1-2 s later with poll_every 1h")
     assert site.sql("SELECT count(*) FROM cycles")[0][0] == 1, "delivered before any second poll"
     statuses = [r.status for r in rx.requests]
     assert statuses[0] == 500 and statuses[-4:] == [200] * 4
@@ -205,7 +216,7 @@ def test_sigterm_lets_the_message_in_flight_finish_and_records_it(
     site.backlog(5)
     rx.respond(200, delay=1.5)
     site.start()
-    wait_for(lambda: len(rx.requests) >= 1, "the first message in flight")
+    site.wait_for(lambda: len(rx.requests) >= 1, "the first message in flight")
     assert site.terminate() == 0
     assert len(rx.requests) == 1, "no new send after SIGTERM"
     assert site.pending() == 5  # 5 backlog + 1 stale_data, minus the one that finished

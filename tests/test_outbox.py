@@ -15,7 +15,6 @@ from auditor.errors import DeliveryError
 from auditor.notify import Message, WebhookNotifier
 from auditor.outbox import backoff_delay, deliver_pending, delivery_failed_fingerprint
 from auditor.outbox_lanes import TokenBucket
-from auditor.outbox_lanes import TokenBucket
 from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, RouteSettings, Secret
 
 from receivers import WebhookReceiver
