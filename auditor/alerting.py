@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from . import units
@@ -273,7 +273,7 @@ def repeat_interval(alert: Alert | Transition, routes: Sequence[RouteSettings],
 
 def rfc3339(dt: datetime) -> str:
     """UTC to the second, like every other time in the JSON: 2026-11-24T10:00:00Z."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_value(rule: str, v: object) -> str | None:

@@ -15,8 +15,8 @@ from typing import Any
 from . import alerting
 from .errors import AuditorError
 from .model import SEVERITY_RANK, Alert
-from .settings import Settings
 from .rules import EVENT_RULES, STATE_RULES
+from .settings import Settings
 from .silences import Silence, SilenceRefused, check_silence
 
 __all__ = ["ack_by_hand", "critical_channels", "notice", "resolve_by_hand", "silence_by_hand",

@@ -16,9 +16,6 @@ import click
 
 from . import __version__
 from .cli_alerts import alerts, test_alert
-from .cli_records import backtest, records
-from .cli_report import report
-from .cli_records import backtest, records
 from .cli_common import (
     DEFAULT_CONFIG,
     _config_path,
@@ -28,6 +25,8 @@ from .cli_common import (
     _who,
     config_option,
 )
+from .cli_records import backtest, records
+from .cli_report import report
 from .errors import ConfigError
 
 __all__ = ["main", "cli", "config_option", "DEFAULT_CONFIG", "_load", "_handle", "_who"]
@@ -95,8 +94,8 @@ def check_config_cmd(ctx: click.Context, config: str | None) -> None:
 @_handle
 def poll(ctx: click.Context, config: str | None, once: bool, as_json: bool, fail_on: str | None) -> None:
     """Run one poll cycle: read chains, evaluate rules, store, deliver alerts."""
-    from .outbox import deliver_pending
     from .notify import make_notifier
+    from .outbox import deliver_pending
     from .service import poll_exit_code, run_cycle
     from .store import Store, cycle_lock
 
@@ -164,8 +163,6 @@ def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
 
 cli.add_command(alerts)
 cli.add_command(test_alert)
-cli.add_command(records)
-cli.add_command(backtest)
 cli.add_command(report)
 cli.add_command(records)
 cli.add_command(backtest)

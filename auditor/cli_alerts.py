@@ -39,9 +39,8 @@ def alerts_list(ctx: click.Context, config: str | None = None, show_all: bool = 
     silenced."""
     from .alerting import alert_json
     from .alerting import rfc3339 as alert_json_time
-    from .store import Store
-
     from .silences import covering
+    from .store import Store
 
     settings = _load(ctx)
     now = datetime.now(UTC)

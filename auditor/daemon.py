@@ -47,7 +47,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeAlias
@@ -80,7 +80,7 @@ DEADLINE_FRACTION = 0.8
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- the store's cycle lock ------------------------------------------------------------
@@ -125,7 +125,7 @@ class Daemon:
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="auditor-cycle")
         self._worker_closed = False
         self._scheduler = BackgroundScheduler(
-            timezone=timezone.utc,
+            timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
         )
 
@@ -146,7 +146,7 @@ class Daemon:
             )
         self._scheduler.add_job(
             self.run_one_cycle,
-            trigger=IntervalTrigger(seconds=self.poll_every, timezone=timezone.utc),
+            trigger=IntervalTrigger(seconds=self.poll_every, timezone=UTC),
             id="cycle",
             name="auditor cycle",
             max_instances=1,

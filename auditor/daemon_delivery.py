@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .notify.base import Notifier
@@ -35,7 +35,7 @@ _NO_PROGRESS_S = 1.0  # a due row that a run could not move (store trouble): do 
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class DeliveryLoop:

@@ -13,7 +13,7 @@ import json as jsonlib
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 from .settings import Secret, redact_url
@@ -54,7 +54,7 @@ class _TextFormatter(logging.Formatter):
 
 
 def _log_ts(created: float) -> str:
-    at = datetime.fromtimestamp(created, timezone.utc)
+    at = datetime.fromtimestamp(created, UTC)
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 

@@ -17,9 +17,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import httpx
 from eth_utils import keccak
@@ -225,7 +226,7 @@ class Anvil:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self) -> "Anvil":
+    def start(self) -> Anvil:
         for _ in range(3):  # a free port can be taken between probe and bind: retry
             self.port = _free_port()
             cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port),
@@ -266,7 +267,7 @@ class Anvil:
         self.stop()
         self._http.close()
 
-    def __enter__(self) -> "Anvil":
+    def __enter__(self) -> Anvil:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

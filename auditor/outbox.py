@@ -37,7 +37,7 @@ from .notify.base import Message, Notifier, rfc3339, wire_alert
 from .notify.http import collect_secrets, scrub
 from .notify.log import LogNotifier
 from .outbox_lanes import PAGE, Lane, LaneRunner
-from .settings import AlertSettings, ChannelSettings, RetrySettings
+from .settings import AlertSettings, RetrySettings
 
 __all__ = [
     "FALLBACK_CHANNEL",

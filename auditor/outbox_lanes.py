@@ -242,7 +242,7 @@ class LaneRunner:
             notifier = self.notifier_for(lane.channel)
             if notifier is None:
                 lane.page.popleft()
-                self.guarded(item, lambda: self.unknown_channel(item, now))
+                self.guarded(item, lambda: self.unknown_channel(item, now))  # noqa: B023 (called at once)
                 continue
             wait = lane.bucket.wait(self.monotonic()) if lane.bucket is not None else 0.0
             if wait > 0:
@@ -285,7 +285,7 @@ class LaneRunner:
                 continue
             lane.inflight = lane.sending = lane.sent_at = None
             error: DeliveryError | None = future.result()  # send() never raises
-            self.guarded(item, lambda: self.outcome(lane, item, at, error))
+            self.guarded(item, lambda: self.outcome(lane, item, at, error))  # noqa: B023 (called at once)
 
     def flush(self) -> None:
         """Mark the sent rows delivered, a batch per transaction; on a store error

@@ -16,7 +16,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from . import units
-
 from .model import Evaluation, Finding
 from .records import business_date, cutoffs_between, grace_s
 from .rules_base import RuleInput

@@ -30,8 +30,8 @@ from .exposure import Exposure, compute_exposure, exposure_json
 from .ledger import load_liabilities
 from .model import ChainReading, Evaluation, Liabilities, Transition
 from .prices import fetch_prices
-from .settings import Settings
 from .service_records import record_inputs, write_due_record
+from .settings import Settings
 from .store import CycleRecord, Store
 from .units import rescale
 

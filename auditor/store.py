@@ -30,8 +30,8 @@ from .model import Alert, Transition
 from .silences import Silence
 from .store_alerts import ack_tx, delivery_failed_tx, resolve_tx
 from .store_audit import ZERO_HASH, AuditChain, AuditRecord, VerifyResult, verify_chain
-from .store_codec import transition_from_json, transition_to_json
 from .store_backtest import StoredCycle, connect_read_only, period_cycles, period_transitions
+from .store_codec import transition_from_json, transition_to_json
 from .store_cycle import BalanceCache, CycleRecord, CycleWriteResult, write_cycle_tx
 from .store_lock import cycle_lock
 from .store_outbox import (

@@ -26,8 +26,7 @@ from eth_utils import to_checksum_address
 
 from auditor import devchain
 from auditor.chains import EthereumClient
-from auditor.settings import (AssetSettings, ChainSettings, Deployment, RpcEndpoint, Secret,
-                              WalletSettings, redact_url)
+from auditor.settings import AssetSettings, ChainSettings, Deployment, RpcEndpoint, Secret, WalletSettings, redact_url
 
 CONFIRMATIONS = 12
 ERC20_ABI = [{"name": "balanceOf", "type": "function", "stateMutability": "view",

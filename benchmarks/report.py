@@ -20,9 +20,8 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
 from decimal import Decimal
+from pathlib import Path
 
 from auditor.store import Store
 from auditor.store_codec import db_time, dumps, format_time

@@ -7,14 +7,14 @@ node_modules they are skipped with that reason, never silently passed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
 from auditor import devchain
-from auditor.settings import (AssetSettings, ChainSettings, Deployment, RpcEndpoint, Secret,
-                              WalletSettings, redact_url)
+from auditor.settings import AssetSettings, ChainSettings, Deployment, RpcEndpoint, Secret, WalletSettings, redact_url
 
 
 def _require_dev_tools() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from auditor.errors import AuditorError
 from auditor.model import Alert, Evaluation, Finding, Transition
 from auditor.settings import RouteSettings
 
-T0 = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 EX = "example-ex"
 D = Decimal
@@ -54,7 +54,7 @@ class Book:
 
 
 def test_fingerprint_is_sha256_of_id_rule_subject() -> None:
-    expected = hashlib.sha256("example-ex\nhot_drain\neth-hot-1/ETH".encode()).hexdigest()
+    expected = hashlib.sha256(b"example-ex\nhot_drain\neth-hot-1/ETH").hexdigest()
     assert alerting.fingerprint("example-ex", "hot_drain", "eth-hot-1/ETH") == expected
     # the same vector, pinned, so that a change of hashing shows here
     assert expected == "d11e912949a157c77ff79f7f78200514c12ea12d563a6fb13bbd28bd10244175"

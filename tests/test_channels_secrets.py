@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from receivers import WebhookReceiver
 from smtp_receiver import SmtpReceiver
 
 from auditor.model import Transition
@@ -20,8 +21,6 @@ from auditor.notify import make_notifier
 from auditor.outbox import deliver_pending
 from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, Secret
 from auditor.store import Store, transition_to_json
-
-from receivers import WebhookReceiver
 
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 SLACK_PATH = "/services/T0001/B0002/slackpathsecret42"

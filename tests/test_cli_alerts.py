@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from receivers import WebhookReceiver
 from test_silences import Chain
 
 from auditor.cli import cli
 from auditor.config import load_config
 from auditor.service import run_cycle
 from auditor.store import Store
-
-from receivers import WebhookReceiver
 
 SECRET = "whsec-cli-alerts-0123"
 TOKEN = "tok-in-the-path-9876"

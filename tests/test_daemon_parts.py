@@ -9,7 +9,7 @@ import math
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from auditor.daemon import scrub, setup_logging
 from auditor.health import DaemonState, HealthServer, check_live, check_ready, rfc3339
 from auditor.metrics import DaemonMetrics
 
-T0 = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from receivers import WebhookReceiver
 
 from auditor.errors import DeliveryError
 from auditor.model import Transition
@@ -16,8 +17,6 @@ from auditor.notify import Message, WebhookNotifier
 from auditor.outbox import deliver_pending, delivery_failed_fingerprint
 from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, RouteSettings, Secret
 from auditor.store import Store, transition_to_json
-
-from receivers import WebhookReceiver
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 pytestmark = pytest.mark.integration

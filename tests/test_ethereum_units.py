@@ -8,10 +8,16 @@ from eth_abi import encode as abi_encode
 
 from auditor.chains.ethereum import _unique_labels
 from auditor.chains.ethereum_read import build_plan
-from auditor.chains.multicall import (AGGREGATE3, BALANCE_OF, GET_ETH_BALANCE, address_call,
-                                      decode_aggregate3, decode_uint256, encode_aggregate3)
-from auditor.settings import (AssetSettings, ChainSettings, Deployment, RpcEndpoint, Secret,
-                              WalletSettings)
+from auditor.chains.multicall import (
+    AGGREGATE3,
+    BALANCE_OF,
+    GET_ETH_BALANCE,
+    address_call,
+    decode_aggregate3,
+    decode_uint256,
+    encode_aggregate3,
+)
+from auditor.settings import AssetSettings, ChainSettings, Deployment, RpcEndpoint, Secret, WalletSettings
 
 MC = "0xcA11bde05977b3631167028862bE2a173976CA11"
 TOKEN = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"

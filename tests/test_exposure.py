@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +11,7 @@ from auditor.exposure import Exposure, compute_exposure, exposure_json
 from auditor.model import Liabilities, Price
 from auditor.settings import AssetSettings, Deployment, WalletSettings
 
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 ETH = 10**18
 BTC = 10**8
 

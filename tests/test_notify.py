@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
+from receivers import WebhookReceiver
 
 from auditor import __version__
 from auditor.errors import DeliveryError
@@ -18,8 +19,6 @@ from auditor.notify import LogNotifier, Message, WebhookNotifier, make_notifier,
 from auditor.notify.http import make_client, post_json
 from auditor.notify.webhook import encode_body, verify_signature
 from auditor.settings import ChannelSettings, Secret
-
-from receivers import WebhookReceiver
 
 SENT = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 ALERT = {"rule": "hot_drain", "subject": "eth-hot-1/ETH", "severity": "critical",

@@ -9,14 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from receivers import WebhookReceiver
 
 from auditor.model import Transition
 from auditor.notify import LogNotifier, WebhookNotifier
 from auditor.outbox import deliver_pending
 from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, Secret
 from auditor.store import Store, transition_to_json
-
-from receivers import WebhookReceiver
 
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 TOKEN = "SECRET123"

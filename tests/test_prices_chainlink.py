@@ -7,13 +7,13 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 import pytest
+from conftest import endpoint
 
 from auditor import devchain
 from auditor.model import BlockRef
 from auditor.prices import fetch_prices
 from auditor.prices_chainlink import Round, decode_round, divide_answers
 from auditor.settings import ChainSettings, PriceSettings
-from conftest import endpoint
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

@@ -13,16 +13,15 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from report_month import MonthStore, store_month
 
 from auditor.cli import cli
-from auditor.reports import build_report, render, write_report
+from auditor.reports import build_report, render
 from auditor.units import EXACT, format_ratio
-from report_month import MonthStore, store_month
 
 FIRST, LAST = date(2026, 11, 1), date(2026, 11, 30)
 # Asia/Tokyo is UTC+9 with no DST; the cut-off is 00:00 local.
@@ -98,7 +97,7 @@ def test_hot_ratio_latest_min_max_and_time_weighted_mean_match_the_store(month, 
     # The ratio holds until the next cycle of any status, capped at the window's end.
     times = [r[1] for r in every]
     total, weight = Fraction(0), 0
-    for i, (cid, t, ratio, _, exp) in enumerate(every):
+    for i, (_cid, t, _ratio, _, exp) in enumerate(every):
         if not (W_START <= t < W_END) or exp is None or exp["hot_ratio"] is None:
             continue
         nxt = times[i + 1] if i + 1 < len(times) else W_END

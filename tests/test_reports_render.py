@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from report_month import store_month
 
 from auditor.reports import build_report, closed_period, default_period, render
 from auditor.reports.period import business_date, period_of
 from auditor.reports.write import parse_formats
 from auditor.settings import ScheduleSettings
-from report_month import store_month
 
 TOKYO = ScheduleSettings(timezone="Asia/Tokyo", records_cutoff="00:00")
 TOKYO_9 = ScheduleSettings(timezone="Asia/Tokyo", records_cutoff="09:00")
@@ -105,8 +105,9 @@ def test_html_report_renders_in_headless_chromium_to_a_non_blank_page(tmp_path: 
 
 
 def test_reports_config_block_is_validated(tmp_path: Path) -> None:
-    from auditor.config import check_config
     from report_month import month_config
+
+    from auditor.config import check_config
 
     good = month_config(tmp_path, reports="reports: {every: daily, formats: [md, md], out: x}\n")
     assert good.reports is not None and good.reports.formats == ("md",)

@@ -7,7 +7,7 @@ from auditor import units
 
 def test_to_decimal_is_exact_for_uint256():
     big = 2**256 - 1
-    assert units.format_amount(big, 18) == "115792089237316195423570985008687907853269984665640564039457.584007913129639935"
+    assert units.format_amount(big, 18) == "115792089237316195423570985008687907853269984665640564039457.584007913129639935"  # noqa: E501
 
 
 def test_parse_amount_round_trips_and_refuses_extra_digits():

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 from ..model import BlockRef, ChainReading, ChainView, ProviderProblem
 from ..settings import AssetSettings, ChainSettings, WalletSettings
-from .ethereum_rpc import RpcConnection, RpcFailure
 from .ethereum_read import ProviderReader, ReadPlan, build_plan
+from .ethereum_rpc import RpcConnection, RpcFailure
 
 __all__ = ["EthereumClient", "MAX_LAG", "MAX_DISAGREEMENTS"]
 

@@ -12,16 +12,15 @@ balance is never guessed, never zero by default.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..model import BlockRef, ChainView
 from ..settings import AssetSettings, ChainSettings, WalletSettings
-from .ethereum_rpc import (BlockParam, RawParams, RpcConnection, RpcFailure, block_param, hex_bytes,
-                           hex_int)
-from .multicall import (BALANCE_OF, GET_ETH_BALANCE, address_call, decode_aggregate3,
-                        encode_aggregate3)
+from .ethereum_rpc import BlockParam, RawParams, RpcConnection, RpcFailure, block_param, hex_bytes, hex_int
+from .multicall import BALANCE_OF, GET_ETH_BALANCE, address_call, decode_aggregate3, encode_aggregate3
 
 __all__ = [
     "MULTICALL_CHUNK",

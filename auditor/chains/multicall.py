@@ -6,7 +6,7 @@ path (CHAINS.md: hand encoding is ~4x faster than web3's encoder).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = [
     "AGGREGATE3",
