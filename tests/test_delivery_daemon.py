@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from receivers import WebhookReceiver
 
 from auditor.model import Transition
 from auditor.notify import WebhookNotifier
@@ -28,8 +29,6 @@ from auditor.outbox import deliver_pending
 from auditor.outbox_lanes import FLUSH_ROWS
 from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, Secret
 from auditor.store import Store, transition_to_json
-
-from receivers import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from receivers import WebhookReceiver
 
 from auditor.errors import DeliveryError
 from auditor.notify import Message, WebhookNotifier
 from auditor.outbox import backoff_delay, deliver_pending, delivery_failed_fingerprint
 from auditor.outbox_lanes import TokenBucket
 from auditor.settings import AlertSettings, ChannelSettings, RetrySettings, RouteSettings, Secret
-
-from receivers import WebhookReceiver
 
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 RETRY = RetrySettings(first=10, max=600, budget=3600)
@@ -96,7 +95,6 @@ class FakeStore:
         self.heads += 1
         return f"{self.heads:064x}"
 
-
     def record_delivery_failed(self, fingerprint: str, channel: str, at: datetime, summary: str,
                                details: dict[str, Any], channels: list[str],
                                repeat_every: int = 3600) -> tuple[int, dict[str, int]]:
@@ -108,6 +106,7 @@ class FakeStore:
              "since": "2026-11-24T10:00:00Z", "summary": summary, "value": None,
              "threshold": None, "details": details}
         return seq, {ch: self.enqueue(ch, [t], at) for ch in channels}
+
 
 # -- notifiers -------------------------------------------------------------------
 
@@ -139,8 +138,8 @@ SOC = ChannelSettings(name="soc", type="webhook", url=Secret(f"http://127.0.0.1:
                       secret=Secret(HMAC_KEY))
 PAGER = ChannelSettings(name="pager", type="webhook", url=Secret("http://127.0.0.1:1/p"))
 CONSOLE = ChannelSettings(name="console", type="log")
-
 CRITICAL_ROUTE = (RouteSettings(("soc", "pager", "console"), severity=("critical",)),)
+
 
 def run(store: FakeStore, notifiers: dict[str, Any], alerts: AlertSettings,
         now: datetime = NOW, **kw: Any) -> Any:
