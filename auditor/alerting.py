@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from . import units
@@ -21,6 +21,7 @@ from .errors import AuditorError
 from .model import SEVERITY_RANK, Alert, Evaluation, Finding, Transition
 from .rules import EVENT_RULES, RATIO_RULES
 from .settings import RouteSettings
+from .times import rfc3339
 
 __all__ = [
     "format_value",
@@ -269,11 +270,6 @@ def repeat_interval(alert: Alert | Transition, routes: Sequence[RouteSettings],
 
 
 # --- JSON ----------------------------------------------------------------------------
-
-
-def rfc3339(dt: datetime) -> str:
-    """UTC to the second, like every other time in the JSON: 2026-11-24T10:00:00Z."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_value(rule: str, v: object) -> str | None:

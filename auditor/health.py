@@ -20,13 +20,14 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 from .metrics import CONTENT_TYPE, DaemonMetrics
 from .settings import Secret, redact_url
+from .times import rfc3339
 
 __all__ = [
     "Clock",
@@ -41,11 +42,6 @@ __all__ = [
 
 log = logging.getLogger("auditor.daemon")
 Clock = Callable[[], datetime]
-
-
-def rfc3339(at: datetime) -> str:
-    """A time as RFC 3339 UTC with a Z (`2026-11-24T10:00:00Z`)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -22,17 +22,10 @@ from typing import Any
 from .errors import InputError
 from .model import Liabilities
 from .settings import AssetSettings, LiabilitiesSettings
+from .times import parse_time
 from .units import parse_amount
 
 __all__ = ["Row", "load_liabilities", "parse_time", "validate_rows"]
-
-
-def parse_time(text: str) -> datetime:
-    """RFC 3339 with a timezone ("2026-11-24T10:00:00Z") to an aware UTC datetime."""
-    t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        raise ValueError(f"{text!r} has no timezone; write it like 2026-11-24T10:00:00Z")
-    return t.astimezone(UTC)
 
 
 def load_liabilities(ls: LiabilitiesSettings, assets: Mapping[str, AssetSettings]) -> Liabilities:

@@ -33,6 +33,7 @@ from .prices import fetch_prices
 from .service_records import record_inputs, write_due_record
 from .settings import Settings
 from .store import CycleRecord, Store
+from .times import rfc3339
 from .units import rescale
 
 __all__ = ["CycleOutcome", "run_cycle", "poll_exit_code", "rfc3339"]
@@ -51,10 +52,6 @@ class CycleOutcome:
     duration_s: float
     chain_lag_s: dict[str, float] = field(default_factory=dict)
     transitions: list[Transition] = field(default_factory=list)
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

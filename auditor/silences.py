@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from .errors import AuditorError
 from .model import SEVERITY_RANK, Transition
+from .times import rfc3339
 
 __all__ = [
     "MAX_SILENCE_S",
@@ -138,5 +139,4 @@ def silence_json(s: Silence, now: datetime) -> dict[str, object]:
             "end_reason": s.end_reason}
 
 
-def _rfc3339(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_rfc3339 = rfc3339

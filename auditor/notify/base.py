@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from ..alerting import format_value
+from ..times import rfc3339
 
 if TYPE_CHECKING:
     import httpx
@@ -23,13 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["Message", "Notifier", "make_notifier", "rfc3339", "wire_alert"]
 
 _T = TypeVar("_T")
-
-
-def rfc3339(at: datetime) -> str:
-    """`at` as RFC 3339 UTC with a `Z` and whole seconds: 2026-11-24T10:00:00Z."""
-    if at.tzinfo is None:
-        raise ValueError("naive datetime: the auditor passes timezone-aware UTC times only")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
