@@ -9,18 +9,42 @@ firing. Acknowledging stops repeats only. Silences: see `silences`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from . import alerting
 from .errors import AuditorError
-from .model import SEVERITY_RANK, Alert
+from .model import SEVERITY_RANK, Alert, Transition
 from .rules import EVENT_RULES, STATE_RULES
 from .settings import Settings
 from .silences import Silence, SilenceRefused, check_silence
 
-__all__ = ["ack_by_hand", "critical_channels", "notice", "resolve_by_hand", "silence_by_hand",
-           "unsilence_by_hand"]
+__all__ = ["AlertOpsStore", "ack_by_hand", "critical_channels", "notice", "resolve_by_hand",
+           "silence_by_hand", "unsilence_by_hand"]
+
+
+class AlertOpsStore(Protocol):
+    """The part of `Store` these operations use (tests pass doubles)."""
+
+    def get_alert(self, fingerprint: str) -> Alert | None: ...
+
+    def list_alerts(self, include_resolved: bool = False) -> list[Alert]: ...
+
+    def ack_alert(self, fingerprint: str, by: str, note: str, at: datetime,
+                  notice: dict[str, Any] | None = None, channels: Sequence[str] = ()) -> int: ...
+
+    def resolve_alert(self, fingerprint: str, by: str, reason: str, at: datetime,
+                      transition: Transition, alert: Alert | None = None,
+                      channels: list[str] | tuple[str, ...] = ()) -> int: ...
+
+    def add_silence(self, silence: Silence, notice: dict[str, Any],
+                    channels: Sequence[str]) -> Silence: ...
+
+    def end_silence(self, silence_id: int, by: str, reason: str, at: datetime,
+                    notice: dict[str, Any], channels: Sequence[str]) -> Silence: ...
+
+    def get_silence(self, silence_id: int) -> Silence | None: ...
 
 
 def critical_channels(settings: Settings) -> list[str]:
@@ -42,17 +66,17 @@ def notice(kind: str, fingerprint: str, rule: str, subject: str, severity: str, 
             "summary": summary, "value": None, "threshold": None, "details": {}, **extra}
 
 
-def resolve_by_hand(settings: Settings, store: object, fp: str, by: str, reason: str,
+def resolve_by_hand(settings: Settings, store: AlertOpsStore, fp: str, by: str, reason: str,
                     now: datetime) -> int:
     alert = _firing(store, fp)
     if not reason.strip():
         raise AuditorError("give a --reason: it is written to the audit log")
     new_alert, transition = alerting.manual_resolve(alert, now, by, reason)
     channels = list(dict.fromkeys([*alert.notified_channels, *critical_channels(settings)]))
-    return store.resolve_alert(fp, by, reason, now, transition, new_alert, channels)  # type: ignore[attr-defined]
+    return store.resolve_alert(fp, by, reason, now, transition, new_alert, channels)
 
 
-def ack_by_hand(settings: Settings, store: object, fp: str, by: str, note: str,
+def ack_by_hand(settings: Settings, store: AlertOpsStore, fp: str, by: str, note: str,
                 now: datetime) -> int:
     """Acknowledge (repeats stop; escalation and new events still page) and announce it."""
     alert = _firing(store, fp, "acknowledge")
@@ -60,17 +84,17 @@ def ack_by_hand(settings: Settings, store: object, fp: str, by: str, note: str,
             + (f": {note}" if note else "") + ". Its repeats stop; an escalation still pages.")
     n = notice("acknowledged", fp, alert.rule, alert.subject, alert.severity, now, text,
                by=by, note=note)
-    return store.ack_alert(fp, by, note, now, n, critical_channels(settings))  # type: ignore[attr-defined]
+    return store.ack_alert(fp, by, note, now, n, critical_channels(settings))
 
 
-def silence_by_hand(settings: Settings, store: object, target: str, seconds: int, by: str,
+def silence_by_hand(settings: Settings, store: AlertOpsStore, target: str, seconds: int, by: str,
                     reason: str, now: datetime) -> Silence:
     """Silence a rule (every subject) or one alert (`target` is then its fingerprint)."""
     alert: Alert | None = None
     if target in EVENT_RULES | STATE_RULES:
         rule = target
     else:
-        alert = store.get_alert(target)  # type: ignore[attr-defined]
+        alert = store.get_alert(target)
         if alert is None:
             raise SilenceRefused(f"{target} is neither a rule id nor an alert fingerprint")
         rule = alert.rule
@@ -85,12 +109,12 @@ def silence_by_hand(settings: Settings, store: object, target: str, seconds: int
     n = notice("silenced", s.fingerprint or _rule_fp(settings, rule), rule,
                s.subject or "*", severity, now, text, by=by, reason=reason,
                until=alerting.rfc3339(s.ends_at))
-    return store.add_silence(s, n, critical_channels(settings))  # type: ignore[attr-defined]
+    return store.add_silence(s, n, critical_channels(settings))
 
 
-def unsilence_by_hand(settings: Settings, store: object, silence_id: int, by: str, reason: str,
+def unsilence_by_hand(settings: Settings, store: AlertOpsStore, silence_id: int, by: str, reason: str,
                       now: datetime) -> Silence:
-    s = store.get_silence(silence_id)  # type: ignore[attr-defined]
+    s = store.get_silence(silence_id)
     if s is None:
         raise AuditorError(f"no silence with id {silence_id}; see `auditor alerts silences --all`")
     if not reason.strip():
@@ -99,11 +123,11 @@ def unsilence_by_hand(settings: Settings, store: object, silence_id: int, by: st
             f"{reason}. Its alerts are sent again.")
     n = notice("unsilenced", s.fingerprint or _rule_fp(settings, s.rule), s.rule,
                s.subject or "*", s.severity, now, text, by=by, reason=reason)
-    return store.end_silence(silence_id, by, reason, now, n, critical_channels(settings))  # type: ignore[attr-defined]
+    return store.end_silence(silence_id, by, reason, now, n, critical_channels(settings))
 
 
-def _firing(store: object, fp: str, verb: str = "resolve") -> Alert:
-    alert: Alert | None = store.get_alert(fp)  # type: ignore[attr-defined]
+def _firing(store: AlertOpsStore, fp: str, verb: str = "resolve") -> Alert:
+    alert: Alert | None = store.get_alert(fp)
     if alert is None:
         raise AuditorError(f"no alert with fingerprint {fp}")
     if alert.state != "firing":
@@ -112,10 +136,10 @@ def _firing(store: object, fp: str, verb: str = "resolve") -> Alert:
     return alert
 
 
-def _worst_firing(store: object, rule: str) -> str:
+def _worst_firing(store: AlertOpsStore, rule: str) -> str:
     """A rule silence mutes up to the worst severity of the rule's firing alerts (warning if
     none), so a later rise to critical is still sent."""
-    found = [a.severity for a in store.list_alerts() if a.rule == rule]  # type: ignore[attr-defined]
+    found = [a.severity for a in store.list_alerts() if a.rule == rule]
     return max(found, key=lambda s: SEVERITY_RANK[s], default="warning")
 
 

@@ -56,7 +56,7 @@ def send_test_alert(settings: Settings, store: Any, channel: str | None, by: str
     rows = _TestRows(store, {item_id: ch for ch, item_id in ids.items()})
     found = notifiers or {c.name: make_notifier(c) for c in settings.alerts.channels
                           if c.name in targets}
-    deliver_pending(rows, found, settings.alerts, settings.exchange.id)  # type: ignore[arg-type]
+    deliver_pending(rows, found, settings.alerts, settings.exchange.id)
     return seq, [rows.result(ch, ids[ch]) for ch in targets]
 
 

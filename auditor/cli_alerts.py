@@ -8,12 +8,15 @@ without the cycle lock (DESIGN.md, CLI: writes serialise in the database).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from .cli_common import _emit_json, _handle, _load, _who, config_option
 from .errors import AuditorError
+
+if TYPE_CHECKING:
+    from .store import Store
 
 __all__ = ["alerts", "test_alert"]
 
@@ -51,7 +54,8 @@ def alerts_list(ctx: click.Context, config: str | None = None, show_all: bool = 
         for a in store.list_alerts(include_resolved=show_all):
             s = covering(active, a.fingerprint, a.rule, now)
             rows.append(alert_json(a) | {
-                "acked": f"{a.acked_by} {alert_json_time(a.acked_at)}" if a.acked_by else None,
+                "acked": f"{a.acked_by} {alert_json_time(a.acked_at)}"
+                         if a.acked_by and a.acked_at else None,
                 "silenced": f"until {alert_json_time(s.ends_at)} (silence {s.id}, {s.severity} "
                             "and below)" if s else None})
     finally:
@@ -276,7 +280,7 @@ def test_alert(ctx: click.Context, config: str | None, channel: str | None,
     sys.exit(0 if all(r.delivered for r in results) else 1)
 
 
-def _resolve_fp(store: Any, given: str) -> str:
+def _resolve_fp(store: Store, given: str) -> str:
     """A full fingerprint or a unique prefix (at least 6 hex digits)."""
     given = given.lower()
     if len(given) == 64:

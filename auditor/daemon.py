@@ -371,7 +371,7 @@ class ServiceCycle:
         finally:
             self.delivery.poke()  # a failed cycle still enqueues its stale_data
         self._write_due_report(now)
-        return outcome  # type: ignore[no-any-return]
+        return outcome
 
     def _write_due_report(self, now: datetime) -> None:
         """The report of a period that just closed (`reports:`); never fails the cycle."""

@@ -93,7 +93,8 @@ class DeliveryLoop:
                     log.error("alert delivery: the store failed; retrying",
                               extra={"fields": {"error": f"{type(e).__name__}: {e}",
                                                 "retry_in_s": RETRY_OPEN_S}})
-                    store = _close_quietly(store)
+                    _close_quietly(store)
+                    store = None
                     pause = RETRY_OPEN_S
                 self._wake.wait(pause)
         finally:

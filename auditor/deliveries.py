@@ -56,7 +56,8 @@ def with_notified(a: Alert, channels: Sequence[str]) -> Alert:
 
 def _critical_channels(material: Mapping[str, object]) -> list[str]:
     out: list[str] = []
-    for r in material.get("routes", []) or []:  # type: ignore[union-attr]
+    routes = material.get("routes") or []
+    for r in routes if isinstance(routes, list | tuple) else []:
         if isinstance(r, dict) and "critical" in r.get("severity", []):
             out += [str(c) for c in r.get("channels", [])]
     return out

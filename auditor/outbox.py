@@ -56,13 +56,22 @@ _ALARM_ROUNDS = 3  # delivery_failed alarms delivered in the same run, alarms ab
 
 
 class OutboxItem(Protocol):
-    id: int
-    channel: str
-    created_at: datetime
-    attempts: int
-    next_attempt_at: datetime
-    first_attempt_at: datetime | None
-    transitions: list[dict[str, Any]]
+    """Read-only, so the store's frozen dataclass fits."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def next_attempt_at(self) -> datetime: ...
+    @property
+    def first_attempt_at(self) -> datetime | None: ...
+    @property
+    def transitions(self) -> list[dict[str, Any]]: ...
 
 
 class OutboxStore(Protocol):
