@@ -18,13 +18,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from rich.console import Console
 
 from . import devchain
 from .units import format_amount
+
+if TYPE_CHECKING:
+    from .service import PollJson
 
 __all__ = ["run_demo"]
 
@@ -192,7 +197,7 @@ class _Story:
             time.sleep(1.0)
 
     def cycle(self, what: str, actions: Callable[[], None] | None = None, show_table: bool = False,
-              quiet: bool = False) -> dict:
+              quiet: bool = False) -> PollJson:
         from .notify import make_notifier
         from .outbox import deliver_pending
         from .service import run_cycle
@@ -208,7 +213,7 @@ class _Story:
         deliver_pending(self.store, notifiers, self.settings.alerts, self.settings.exchange.id, now=self.ex.now)
         poll = outcome.poll
         ratio = (poll.get("exposure") or {}).get("hot_ratio")
-        pct = "n/a" if ratio is None else f"{Decimal(ratio) * 100:.2f}%"
+        pct = "n/a" if ratio is None else f"{Decimal(str(ratio)) * 100:.2f}%"
         if quiet and not outcome.transitions:
             return poll
         self.c.print(f"[dim]{self.ex.now.astimezone(TOKYO):%a %H:%M}[/dim] cycle {poll['cycle']:>2} "

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from . import alerting, rules, silences
 from .approvals import valid_approvals
@@ -28,7 +29,7 @@ from .deliveries import plan_deliveries, with_notified
 from .errors import AuditorError
 from .exposure import Exposure, compute_exposure, exposure_json
 from .ledger import load_liabilities
-from .model import ChainReading, Evaluation, Liabilities, Transition
+from .model import ChainReading, Evaluation, Liabilities, Price, Transition
 from .prices import fetch_prices
 from .service_records import record_inputs, write_due_record
 from .settings import Settings
@@ -36,18 +37,30 @@ from .store import CycleRecord, Store
 from .times import rfc3339
 from .units import rescale
 
-__all__ = ["CycleOutcome", "run_cycle", "poll_exit_code", "rfc3339"]
+__all__ = ["CycleOutcome", "PollJson", "run_cycle", "poll_exit_code", "rfc3339"]
 
 log = logging.getLogger("auditor.service")
 
 ClientFactory = Callable[[str], ChainClient]
 
 
+class PollJson(TypedDict):
+    """DESIGN.md's `poll --json` object (also stored with the cycle)."""
+
+    exchange: str
+    cycle: int | None
+    taken_at: str
+    status: str
+    chains: dict[str, dict[str, object]]
+    exposure: dict[str, object] | None
+    alerts: list[dict[str, object]]
+
+
 @dataclass
 class CycleOutcome:
     status: str  # ok | partial | failed
     cycle_id: int | None
-    poll: dict[str, object]
+    poll: PollJson
     head: str
     duration_s: float
     chain_lag_s: dict[str, float] = field(default_factory=dict)
@@ -146,7 +159,7 @@ def run_cycle(
         totals=_totals_rows(totals) if status != "failed" else [],
         nonces=[(v, w, n) for v, m in totals.nonces.items() for w, n in m.items()] if status != "failed" else [],
         address_balances=totals.addresses if status != "failed" else [],
-        exposure=poll["exposure"] if status != "failed" else None,  # type: ignore[arg-type]
+        exposure=poll["exposure"] if status != "failed" else None,
         findings=[_finding_json(f) for e in evaluations for f in e.findings],
         alerts=update.alerts,
         transitions=update.transitions,
@@ -178,7 +191,7 @@ def poll_exit_code(outcome: CycleOutcome, fail_on: str | None) -> int:
         return 3
     if fail_on:
         floor = 1 if fail_on == "warning" else 2
-        for a in outcome.poll.get("alerts", []):  # type: ignore[union-attr]
+        for a in outcome.poll.get("alerts", []):
             if a["state"] == "firing" and (2 if a["severity"] == "critical" else 1) >= floor:
                 return 1
     return 0
@@ -260,8 +273,8 @@ def _wallet_totals(settings: Settings, readings: Mapping[str, ChainReading]) -> 
             for k in [k for k in d if k[0] in names]:
                 del d[k]
         for m in t.nonces.values():
-            for k in [k for k in m if k in names]:
-                del m[k]
+            for name in [n for n in m if n in names]:
+                del m[name]
         t.addresses = [a for a in t.addresses if a[0] not in bad]
     return t, bad
 
@@ -285,7 +298,7 @@ def _assets_in_scope(settings: Settings) -> list[str]:
 
 def _evaluate(settings: Settings, store: Store, now: datetime,
               readings: Mapping[str, ChainReading], totals: _Totals, exposure: Exposure | None,
-              prices: Mapping[str, object], liabilities: Liabilities | None,
+              prices: Mapping[str, Price | None], liabilities: Liabilities | None,
               liab_error: str | None, diff: list[str] | None, status: str, *,
               price_status: Mapping[str, rules.InputStatus] | None = None) -> list[Evaluation]:
     longest = max((w.window for w in settings.rules.hot_drain.windows), default=0)
@@ -334,7 +347,7 @@ def _chain_status(settings: Settings, store: Store, name: str, r: ChainReading, 
 
 
 def _poll_json(settings: Settings, now: datetime, status: str, readings: Mapping[str, ChainReading],
-               exposure: Exposure | None, update: alerting.AlertUpdate, store: Store) -> dict[str, object]:
+               exposure: Exposure | None, update: alerting.AlertUpdate, store: Store) -> PollJson:
     firing = {fp: a for fp, a in store.open_alerts().items()}
     for a in update.alerts:
         if a.state == "firing":

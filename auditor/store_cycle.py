@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,7 +50,7 @@ class CycleRecord:
     consumed_approvals: list[str] = field(default_factory=list)
     config: dict[str, Any] | None = None
     config_digest: str | None = None
-    poll: dict[str, Any] = field(default_factory=dict)
+    poll: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None  # default: taken_at (for /livez)
     wallet_chains: dict[str, str] = field(default_factory=dict)  # wallet → chain, for snapshots
 
