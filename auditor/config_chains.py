@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from .config_ctx import Ctx
 from .config_sections import check_url

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 __all__ = [
     "DevchainError",

@@ -16,7 +16,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TypeVar
+from functools import partial
+from typing import TypeAlias, TypeVar
 
 from ..model import BlockRef, ChainReading, ChainView, ProviderProblem
 from ..settings import AssetSettings, ChainSettings, WalletSettings
@@ -29,7 +30,7 @@ MAX_LAG = 5  # blocks behind the highest head before a provider is not used
 MAX_DISAGREEMENTS = 5  # critical problems listed per read; the rest are counted
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Outcome = T | RpcFailure
+Outcome: TypeAlias = T | RpcFailure
 
 
 class EthereumClient:
@@ -71,7 +72,7 @@ class EthereumClient:
     def _read(self, plan: ReadPlan, deadline: float | None) -> ChainReading:
         problems: list[ProviderProblem] = []
         failures: dict[str, str] = {}
-        heads = _gather({r.label: (lambda r=r: r.head(deadline)) for r in self._readers}, deadline)
+        heads = _gather({r.label: partial(r.head, deadline) for r in self._readers}, deadline)
         live: dict[str, BlockRef] = {}
         for label, outcome in heads.items():
             if isinstance(outcome, RpcFailure):
@@ -90,14 +91,14 @@ class EthereumClient:
         watch = min(b.number for b in live.values())
         settled = max(0, min(watch, watch - self.chain.confirmations + 1))
         readers = {r.label: r for r in self._readers}
-        views = _gather({label: (lambda r=readers[label], h=head: r.read_views(
-            plan, settled, watch, h, deadline)) for label, head in live.items()}, deadline)
+        views = _gather({label: partial(readers[label].read_views, plan, settled, watch, head, deadline)
+                         for label, head in live.items()}, deadline)
         good: dict[str, tuple[ChainView, ChainView]] = {}
-        for label, outcome in views.items():
-            if isinstance(outcome, RpcFailure):
-                failures[label] = outcome.reason
+        for label, answer in views.items():
+            if isinstance(answer, RpcFailure):
+                failures[label] = answer.reason
             else:
-                good[label] = outcome
+                good[label] = answer
         if not good:
             return self._failed("no provider answered", problems
                                 + _failure_problems(failures, "critical"))

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..model import BlockRef, ChainView
@@ -130,8 +131,8 @@ class _ViewReader:
     def multicall_jobs(self, multicall: str) -> list[_Job]:
         n = len(self.plan.keys)
         return [_Job(1, 200 + 400 * min(MULTICALL_CHUNK, n - i),
-                     lambda i=i: self._multicall_request(multicall, i),
-                     lambda r, i=i: self._take_multicall(i, r[0]))
+                     partial(self._multicall_request, multicall, i),
+                     partial(self._take_multicall, i))
                 for i in range(0, n, MULTICALL_CHUNK)]
 
     def _multicall_request(self, multicall: str, start: int) -> list[Call]:
@@ -144,7 +145,8 @@ class _ViewReader:
         data = encode_aggregate3(calls)
         return [("eth_call", RawParams(f'[{{"to":"{multicall}","data":"{data}"}},{self._pin_json}]'))]
 
-    def _take_multicall(self, start: int, result: Any) -> None:
+    def _take_multicall(self, start: int, results: list[Any]) -> None:
+        result = results[0]  # one eth_call per multicall job
         keys = self.plan.keys[start:start + MULTICALL_CHUNK]
         try:
             answers = decode_aggregate3(hex_bytes(result, "aggregate3"), len(keys))
@@ -161,7 +163,7 @@ class _ViewReader:
     def batch_jobs(self) -> list[_Job]:
         n = len(self.plan.keys)
         return [_Job(min(RPC_BATCH, n - i), 200 * min(RPC_BATCH, n - i),
-                     lambda i=i: self._batch_request(i), lambda r, i=i: self._take_batch(i, r))
+                     partial(self._batch_request, i), partial(self._take_batch, i))
                 for i in range(0, n, RPC_BATCH)]
 
     def _batch_request(self, start: int) -> list[Call]:
@@ -189,7 +191,7 @@ class _ViewReader:
     def nonce_jobs(self) -> list[_Job]:
         n = len(self.plan.addresses)
         return [_Job(min(RPC_BATCH, n - i), 130 * min(RPC_BATCH, n - i),
-                     lambda i=i: self._nonce_request(i), lambda r, i=i: self._take_nonces(i, r))
+                     partial(self._nonce_request, i), partial(self._take_nonces, i))
                 for i in range(0, n, RPC_BATCH)]
 
     def _nonce_request(self, start: int) -> list[Call]:
