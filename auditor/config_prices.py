@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from .config_ctx import Ctx
 from .config_yaml import join
@@ -92,7 +92,9 @@ def _source(ctx: Ctx, path: str, raw: Any, env: _Env, *, top: bool,
         fields.update(_check(ctx, path, m, env, max_age or 600))
     if max_age is None or ctx.error_count() != errors:
         return None
-    return PriceSettings(source=source, static=static, max_age=max_age, **fields)
+    # ctx.choice above checked that `source` is one of PRICE_SOURCES
+    known = cast(Literal["static", "chainlink", "http"], source)
+    return PriceSettings(source=known, static=static, max_age=max_age, **fields)
 
 
 def _check(ctx: Ctx, path: str, m: Mapping[str, Any], env: _Env, max_age: int) -> dict[str, Any]:

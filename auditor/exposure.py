@@ -139,7 +139,7 @@ def _asset_exposure(
     liabilities: Liabilities | None, now: datetime, price_max_age: int | None, in_scope: bool,
 ) -> tuple[AssetExposure, list[str]]:
     """The asset's figures and the chains whose wallets holding it were unreadable."""
-    sums: dict[str, int | None] = {t: 0 for t in _TIERS} | {"guarantee": 0, "proprietary": 0}
+    sums: dict[str, int | None] = {t: 0 for t in (*_TIERS, "guarantee", "proprietary")}
     unreadable: list[str] = []
     for w in wallets:
         if sym not in w.assets:

@@ -42,8 +42,8 @@ def load_liabilities(ls: LiabilitiesSettings, assets: Mapping[str, AssetSettings
     except OSError as e:
         raise InputError(f"{path}: cannot read the liabilities file ({e.strerror}); "
                          "check liabilities.path") from None
-    rows = _csv_rows(path, raw) if ls.source == "csv" else _json_rows(path, raw)
-    return validate_rows(str(path), rows, assets, mtime, f"{ls.source}:{path.name}")
+    found = _csv_rows(path, raw) if ls.source == "csv" else _json_rows(path, raw)
+    return validate_rows(str(path), found, assets, mtime, f"{ls.source}:{path.name}")
 
 
 Row = tuple[str, str, str, str | datetime | None]  # where, asset, amount text, as_of

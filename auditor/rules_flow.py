@@ -202,8 +202,9 @@ def _cold_wallet(inp: RuleInput, w: WalletSettings, used: set[str],
     if nonce_rise > matched:
         sym = native or "native"
         f = out.get(sym)
-        details = dict(f.details) if f else {"wallet": w.name, "asset": sym}
-        details |= {"nonce_before": str(inp.prev_nonces[w.name]),  # type: ignore[index]
+        details: dict[str, object] = dict(f.details) if f else {"wallet": w.name, "asset": sym}
+        assert inp.prev_nonces is not None  # a nonce rise needs the previous nonces
+        details |= {"nonce_before": str(inp.prev_nonces[w.name]),
                     "nonce_after": str(inp.nonces_now[w.name])}
         out[sym] = Finding(
             "cold_outflow", f"{w.name}/{sym}", "critical",

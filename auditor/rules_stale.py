@@ -28,14 +28,14 @@ def stale_data(inp: RuleInput) -> Evaluation:
             covered.add(subject)
             if f is not None:
                 findings.append(f)
-    for subject, st in _price_statuses(inp).items():
+    for subject, ps in _price_statuses(inp).items():
         covered.add(subject)
-        if st.state != "ok":
+        if ps.state != "ok":
             findings.append(Finding(
                 "stale_data", subject, "critical",
-                f"{st.reason or subject + ' ' + st.state}: hot_ratio cannot be computed; "
+                f"{ps.reason or subject + ' ' + ps.state}: hot_ratio cannot be computed; "
                 "fix the price source",
-                details={"state": st.state, "as_of": _iso(st)}))
+                details={"state": ps.state, "as_of": _iso(ps)}))
     return Evaluation("stale_data", tuple(findings), frozenset(covered))
 
 

@@ -27,7 +27,7 @@ def cycle_rows(conn: sqlite3.Connection, start: datetime, end: datetime) -> Iter
         "LEFT JOIN exposures e ON e.cycle = c.id WHERE c.taken_at >= ? AND c.taken_at < ? "
         "ORDER BY c.taken_at, c.id", (db_time(start), db_time(end)))
     cur.arraysize = 256
-    return cur  # type: ignore[return-value]
+    return cur
 
 
 def next_cycle_at(conn: sqlite3.Connection, at: datetime) -> datetime | None:

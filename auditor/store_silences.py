@@ -114,7 +114,7 @@ def silence_events(conn: sqlite3.Connection, fingerprint: str, rule: str) -> lis
 def test_tx(conn: sqlite3.Connection, at: datetime, by: str,
             notices: dict[str, dict[str, Any]]) -> tuple[int, dict[str, int]]:
     """`auditor test-alert`: one `test` record, one outbox row per channel."""
-    payload = {"kind": "test", "by": by, "at": format_time(at), "channels": list(notices)}
+    payload: dict[str, object] = {"kind": "test", "by": by, "at": format_time(at), "channels": list(notices)}
     record = AuditChain(conn).append("test", payload, at)
     ids = {ch: enqueue_tx(conn, ch, [{**n, "seq": record.seq}], at) for ch, n in notices.items()}
     return record.seq, ids

@@ -128,8 +128,11 @@ def rescale(amount: int, from_decimals: int, to_decimals: int) -> int:
     if to_decimals == from_decimals:
         return amount
     if to_decimals > from_decimals:
-        return amount * 10 ** (to_decimals - from_decimals)
-    q, r = divmod(amount, 10 ** (from_decimals - to_decimals))
+        # typeshed types int ** int as Any (a negative exponent gives a float); these are >= 1
+        up: int = 10 ** (to_decimals - from_decimals)
+        return amount * up
+    down: int = 10 ** (from_decimals - to_decimals)
+    q, r = divmod(amount, down)
     if r:
         raise ValueError(f"{amount} cannot be expressed with {to_decimals} decimals")
     return q

@@ -20,10 +20,11 @@ matplotlib.use("Agg")  # no display, no GUI toolkit
 
 from matplotlib import rc_context  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.typing import RcKeyType  # noqa: E402
 
 __all__ = ["coverage_chart", "holdings_chart", "ratio_chart", "svg_text"]
 
-_RC = {"svg.fonttype": "path", "svg.hashsalt": "custody-auditor", "font.size": 9,
+_RC: dict[RcKeyType, Any] = {"svg.fonttype": "path", "svg.hashsalt": "custody-auditor", "font.size": 9,
        "axes.spines.top": False, "axes.spines.right": False}
 # (key in the report's latest amounts, label, colour)
 _TIERS = (("hot", "hot", "#d9534f"), ("warm", "warm", "#f0ad4e"),
@@ -55,9 +56,11 @@ def ratio_chart(report: dict[str, Any]) -> str | None:
         fig = Figure(figsize=(9, 3.2))
         ax = fig.add_subplot()
         t = [datetime.fromisoformat(p["start"]) for p in series]
-        ax.fill_between(t, [_pct(p["min"]) for p in series], [_pct(p["max"]) for p in series],
+        # matplotlib's stubs leave out datetime x values (its date units convert them)
+        ax.fill_between(t,  # type: ignore[arg-type]
+                        [_pct(p["min"]) for p in series], [_pct(p["max"]) for p in series],
                         color="#3a6ea5", alpha=0.25, linewidth=0, step="post", label="range")
-        ax.plot(t, [_pct(p["last"]) for p in series], color="#3a6ea5", linewidth=1,
+        ax.plot(t, [_pct(p["last"]) for p in series], color="#3a6ea5", linewidth=1,  # type: ignore[arg-type]
                 drawstyle="steps-post", label="hot ratio")
         limits = report["limits"]["hot_ratio"] or {}
         for level, color in (("warning", "#f0ad4e"), ("critical", "#d9534f")):
