@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test deps clean
+.PHONY: demo test lint deps clean
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -23,6 +23,11 @@ demo: deps
 
 test: deps
 	$(BIN)/python -m pytest -q
+
+# Not part of `make test`: ruff as pyproject's [tool.ruff], mypy --strict as its [tool.mypy].
+lint: deps
+	$(BIN)/ruff check auditor tests benchmarks
+	$(BIN)/mypy --strict auditor
 
 clean:
 	rm -rf $(VENV) node_modules var demo-out
