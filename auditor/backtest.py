@@ -161,14 +161,15 @@ class _DrainBound:
         got = steps.get(sk)
         if got is None:
             falls = rises = 0
+            a_get, b_get = a.get, b.get
             for k, rise_counts in self.pool.get(asset, ()):
-                if k not in a or k not in b:
+                x, y = a_get(k), b_get(k)  # amounts are ints: None only when absent
+                if x is None or y is None:
                     continue
-                delta = b[k] - a[k]
-                if delta < 0:
-                    falls -= delta
+                if y < x:
+                    falls += x - y
                 elif rise_counts:
-                    rises += delta
+                    rises += y - x
             got = steps[sk] = (falls, rises)
         return got
 
