@@ -74,7 +74,7 @@ def exposure_from_json(exposure: Mapping[str, Any], assets: Mapping[str, AssetSe
         price = _price(sym, a, taken_at)
         n, owed = amounts["online"], amounts["liabilities"]
         per_asset[sym] = AssetExposure(
-            asset=sym, cls=str(a.get("class") or cfg.cls), decimals=d, **amounts,  # type: ignore[arg-type]
+            asset=sym, cls=str(a.get("class") or cfg.cls), decimals=d, **amounts,
             price=price, hot_ratio=None if n is None or owed is None else _ratio(n, owed),
             price_ok=price_is_fresh(price, taken_at, price_max_age),
             in_scope=scope_classes is None or cfg.cls in scope_classes)

@@ -99,7 +99,7 @@ def _watch(conn: sqlite3.Connection, cid: int, totals: str,
         return {(w, a): int(v) for w, a, v in conn.execute(
             "SELECT wallet, asset, amount FROM wallet_totals WHERE cycle = ? AND view = 'watch'",
             (cid,))}
-    return dict(zip(ks, map(int, values)))  # type: ignore[arg-type]
+    return dict(zip(ks, map(int, values)))
 
 
 def period_transitions(conn: sqlite3.Connection, start: datetime, end: datetime,
