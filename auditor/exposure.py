@@ -27,7 +27,8 @@ from . import units
 from .model import Liabilities, Price
 from .settings import AssetSettings, WalletSettings
 
-__all__ = ["AssetExposure", "Exposure", "compute_exposure", "exposure_json", "price_is_fresh"]
+__all__ = ["AssetExposure", "Exposure", "compute_exposure", "exposure_json", "price_is_fresh", "safe_ratio",
+           "scope_values"]
 
 _TIERS = ("hot", "warm", "deposit", "cold")
 
@@ -122,10 +123,10 @@ def compute_exposure(
         complete[sym] = not unreadable and ae.liabilities is not None and ae.price_ok
         if in_scope:
             missing.extend(_reasons(ae, unreadable, liabilities, now, price_max_age))
-    online_value, customer_value = _scope_values(per_asset.values())
+    online_value, customer_value = scope_values(per_asset.values())
     hot_ratio: Decimal | None = None
     if not missing and online_value is not None and customer_value is not None:
-        hot_ratio = _safe_ratio(online_value, customer_value)
+        hot_ratio = safe_ratio(online_value, customer_value)
         if hot_ratio is None:
             missing.append("customer liabilities in scope are worth 0 while coins are online")
     return Exposure(fiat=fiat, basis=basis, online_value=online_value,
@@ -162,7 +163,7 @@ def _asset_exposure(
         asset=sym, cls=a.cls, decimals=a.decimals, hot=sums["hot"], warm=sums["warm"],
         deposit=sums["deposit"], cold=cold, online=n, guarantee=sums["guarantee"],
         proprietary=sums["proprietary"], liabilities=owed, price=price,
-        hot_ratio=None if n is None or owed is None else _safe_ratio(n, owed),
+        hot_ratio=None if n is None or owed is None else safe_ratio(n, owed),
         price_ok=price_is_fresh(price, now, price_max_age), in_scope=in_scope,
     )
     return ae, list(dict.fromkeys(unreadable))
@@ -181,7 +182,7 @@ def _reasons(ae: AssetExposure, unreadable: list[str], liabilities: Liabilities 
     return reasons
 
 
-def _scope_values(assets: Iterable[AssetExposure]) -> tuple[Decimal | None, Decimal | None]:
+def scope_values(assets: Iterable[AssetExposure]) -> tuple[Decimal | None, Decimal | None]:
     """(Σ N·price, Σ L·price) over the in-scope assets; None if any term is unknown."""
     online = Decimal(0)
     owed = Decimal(0)
@@ -196,7 +197,7 @@ def _scope_values(assets: Iterable[AssetExposure]) -> tuple[Decimal | None, Deci
     return online, owed
 
 
-def _safe_ratio(num: Decimal | int, den: Decimal | int) -> Decimal | None:
+def safe_ratio(num: Decimal | int, den: Decimal | int) -> Decimal | None:
     """num ÷ den; 0 ÷ 0 is 0 (nothing owed, nothing online), x ÷ 0 is unknown."""
     if den == 0:
         return Decimal(0) if num == 0 else None

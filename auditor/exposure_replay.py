@@ -13,11 +13,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, localcontext
 from typing import Any
 
 from . import units
-from .exposure import AssetExposure, Exposure, price_is_fresh
+from .exposure import AssetExposure, Exposure, price_is_fresh, safe_ratio, scope_values
 from .model import Price
 from .settings import AssetSettings
 from .store_codec import parse_time
@@ -75,35 +74,15 @@ def exposure_from_json(exposure: Mapping[str, Any], assets: Mapping[str, AssetSe
         n, owed = amounts["online"], amounts["liabilities"]
         per_asset[sym] = AssetExposure(
             asset=sym, cls=str(a.get("class") or cfg.cls), decimals=d, **amounts,
-            price=price, hot_ratio=None if n is None or owed is None else _ratio(n, owed),
+            price=price, hot_ratio=None if n is None or owed is None else safe_ratio(n, owed),
             price_ok=price_is_fresh(price, taken_at, price_max_age),
             in_scope=scope_classes is None or cfg.cls in scope_classes)
-    online_value, customer_value = _scope_values(per_asset)
+    online_value, customer_value = scope_values(per_asset.values())
     hot_ratio = None
     if online_value is not None and customer_value is not None:
-        hot_ratio = _ratio(online_value, customer_value)
+        hot_ratio = safe_ratio(online_value, customer_value)
     complete = {s: ae.liabilities is not None and ae.online is not None and ae.price_ok
                 for s, ae in per_asset.items()}
     return Exposure(fiat=str(exposure.get("fiat") or ""), basis=exposure.get("basis", "liabilities"),
                     online_value=online_value, customer_value=customer_value,
                     hot_ratio=hot_ratio, assets=per_asset, complete=complete)
-
-
-def _scope_values(per_asset: Mapping[str, AssetExposure]) -> tuple[Decimal | None, Decimal | None]:
-    online = owed = Decimal(0)
-    with localcontext(units.EXACT):
-        for ae in per_asset.values():
-            if not ae.in_scope:
-                continue
-            if ae.online is None or ae.liabilities is None or ae.price is None or not ae.price_ok:
-                return None, None
-            online += units.value_of(ae.online, ae.decimals, ae.price.value)
-            owed += units.value_of(ae.liabilities, ae.decimals, ae.price.value)
-    return online, owed
-
-
-def _ratio(num: Decimal | int, den: Decimal | int) -> Decimal | None:
-    """As in exposure: 0 ÷ 0 is 0 (nothing owed, nothing online), x ÷ 0 unknown."""
-    if den == 0:
-        return Decimal(0) if num == 0 else None
-    return units.ratio(num, den)
