@@ -28,6 +28,7 @@ __all__ = [
     "DaemonSettings",
     "ScheduleSettings",
     "RpcEndpoint",
+    "BackendSettings",
     "ChainSettings",
     "Deployment",
     "AssetSettings",
@@ -119,14 +120,34 @@ class RpcEndpoint:
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """One Bitcoin backend. `url`: esplora `http(s)://host:port[/path]` (the API
+    root, e.g. …/api); electrum `tcp://host:port` or `ssl://host:port`; bitcoind
+    `http://[user:password@]host:port`. It may carry credentials: log `label`."""
+
+    type: Literal["esplora", "electrum", "bitcoind"]
+    url: Secret
+    label: str  # scheme://host:port
+    timeout: int = 10
+    concurrency: int = 16  # esplora: requests in flight; electrum: calls per batch
+    cookie_file: Path | None = None  # bitcoind: read user:password from Core's .cookie
+    ca_file: Path | None = None  # electrum ssl: a CA or self-signed certificate to trust
+
+
+@dataclass(frozen=True)
 class ChainSettings:
+    """`type: ethereum` uses `rpc` and `multicall3`; `type: bitcoin` uses
+    `network` (bitcoin | testnet | signet | regtest) and `backends`."""
+
     name: str
-    type: Literal["ethereum"]
-    rpc: tuple[RpcEndpoint, ...]
+    type: Literal["ethereum", "bitcoin"]
+    rpc: tuple[RpcEndpoint, ...] = ()
     confirmations: int = 12
     max_head_age: int = 120
     multicall3: str | None = "0xcA11bde05977b3631167028862bE2a173976CA11"
     native_asset: str | None = None  # the asset symbol of this chain's coin, if configured
+    network: str | None = None  # bitcoin only
+    backends: tuple[BackendSettings, ...] = ()  # bitcoin only
 
 
 @dataclass(frozen=True)
@@ -156,8 +177,13 @@ class WalletSettings:
     chain: str
     tier: Literal["hot", "warm", "deposit", "cold"]
     role: Literal["customer", "guarantee", "proprietary"]
-    addresses: tuple[str, ...]  # checksummed
+    addresses: tuple[str, ...]  # ethereum: checksummed; bitcoin: as on chain (bech32 lowercase)
     assets: tuple[str, ...]  # resolved: default every asset deployed on the chain
+    # bitcoin only: public descriptors as configured (xpubs already turned into
+    # descriptors; checksum dropped), the gap limit, and receive indexes always scanned
+    descriptors: tuple[str, ...] = ()
+    gap_limit: int = 20
+    issued: int = 0
 
 
 @dataclass(frozen=True)
