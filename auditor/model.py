@@ -39,7 +39,7 @@ CycleStatus = Literal["ok", "partial", "failed"]
 @dataclass(frozen=True)
 class BlockRef:
     number: int
-    hash: str  # 0x-prefixed lowercase hex
+    hash: str  # lowercase hex: 0x-prefixed on Ethereum, bare on Bitcoin (as each chain's tools show it)
     timestamp: int  # unix seconds of the block
 
 
@@ -85,6 +85,12 @@ class ChainReading:
     problems: tuple[ProviderProblem, ...] = ()
     error: str | None = None  # why the chain is unreadable (no secrets)
     elapsed_s: float = 0.0  # timing only; never an amount
+    # Chains whose wallets' addresses are discovered (Bitcoin descriptors): wallet
+    # name → the addresses this reading covers (keys of the views' balances, as
+    # written on chain). None: the configured addresses, lowercased (Ethereum).
+    wallet_addresses: dict[str, tuple[str, ...]] | None = None
+    # Discovery progress to remember: "wallet|branch descriptor" → highest used index.
+    discovery: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def run_cycle(
     started = time.monotonic()
     now = now or datetime.now(UTC)
     budget = deadline_s if deadline_s is not None else 0.8 * settings.schedule.poll_every
-    readings = _read_chains(settings, clients, started + budget)
+    readings = _read_chains(settings, clients, started + budget, store)
     totals, bad_chains = _wallet_totals(settings, readings)
     for name, reason in bad_chains.items():
         readings[name] = ChainReading(chain=name, ok=False, settled=None, watch=None,
@@ -169,6 +169,8 @@ def run_cycle(
         config_digest=digest,
         poll=poll,
         wallet_chains={w.name: w.chain for w in settings.wallets},
+        discovery=[(n, b, i) for n, r in readings.items() if r.ok for b, i in r.discovery.items()]
+        if status != "failed" else [],
     )
     with store.transaction():  # the cycle and the daily record it may write: both or neither
         result = store.write_cycle(rec)
@@ -201,9 +203,13 @@ def poll_exit_code(outcome: CycleOutcome, fail_on: str | None) -> int:
 
 
 def _read_chains(settings: Settings, clients: Mapping[str, ChainClient] | None,
-                 deadline: float) -> dict[str, ChainReading]:
+                 deadline: float, store: Store) -> dict[str, ChainReading]:
     own = clients is None
     use = dict(clients) if clients is not None else {n: make_client(c) for n, c in settings.chains.items()}
+    for name, client in use.items():
+        resume = getattr(client, "resume", None)  # clients that discover addresses (Bitcoin)
+        if callable(resume):
+            resume(store.discovery(name))
     out: dict[str, ChainReading] = {}
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(use)), thread_name_prefix="chain")
     try:
@@ -250,7 +256,9 @@ def _wallet_totals(settings: Settings, readings: Mapping[str, ChainReading]) -> 
         r = readings.get(w.chain)
         if r is None or not r.ok or w.chain in bad:
             continue
-        lows = _lowered(w.addresses)
+        # Discovered addresses (Bitcoin) are keyed as written on chain: base58 is case-sensitive.
+        lows = (r.wallet_addresses.get(w.name, ()) if r.wallet_addresses is not None
+                else _lowered(w.addresses))
         try:
             for view_name, view in (("settled", r.settled), ("watch", r.watch)):
                 assert view is not None
@@ -264,7 +272,8 @@ def _wallet_totals(settings: Settings, readings: Mapping[str, ChainReading]) -> 
                              rescale(balances[(a, asset)], dep.decimals, to_dec)) for a in lows]
                     dest[(w.name, asset)] = sum(row[4] for row in rows)
                     t.addresses.extend(rows)
-                t.nonces[view_name][w.name] = sum(view.nonces[a] for a in lows)
+                if settings.chains[w.chain].type == "ethereum":  # Bitcoin has no nonces
+                    t.nonces[view_name][w.name] = sum(view.nonces[a] for a in lows)
         except (KeyError, AssertionError):
             bad[w.chain] = f"the reading of wallet {w.name} is incomplete"
     if bad:  # drop everything of a chain that turned out unreadable
@@ -384,7 +393,7 @@ def _chain_json(r: ChainReading) -> dict[str, object]:
         b = v.block  # type: ignore[attr-defined]
         return {"block": b.number, "block_hash": b.hash, "timestamp": b.timestamp}
 
-    return {
+    out: dict[str, object] = {
         "ok": r.ok,
         "error": r.error,
         "settled": view(r.settled),
@@ -393,6 +402,9 @@ def _chain_json(r: ChainReading) -> dict[str, object]:
         "problems": [{"severity": p.severity, "provider": p.provider, "message": p.message,
                       "values": dict(p.values)} for p in r.problems],
     }
+    if r.wallet_addresses is not None:  # discovered: say how many addresses each wallet has
+        out["addresses"] = {w: len(a) for w, a in r.wallet_addresses.items()}
+    return out
 
 
 def _totals_rows(t: _Totals) -> list[tuple[str, str, str, int]]:

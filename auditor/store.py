@@ -238,6 +238,10 @@ class Store:
     def last_config(self) -> tuple[str, dict[str, Any]] | None:
         return reads.last_config(self._conn)
 
+    @_guarded("read the address discovery state")
+    def discovery(self, chain: str) -> dict[str, int]:
+        return reads.discovery(self._conn, chain)
+
     @_guarded("read the chain heads")
     def last_heads(self) -> dict[str, tuple[int, str, datetime]]:
         return reads.last_heads(self._conn)

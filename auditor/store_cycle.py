@@ -53,6 +53,8 @@ class CycleRecord:
     poll: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None  # default: taken_at (for /livez)
     wallet_chains: dict[str, str] = field(default_factory=dict)  # wallet → chain, for snapshots
+    # chain, "wallet|branch descriptor", highest used index (Bitcoin address discovery)
+    discovery: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,12 @@ def _write_decisions(conn: sqlite3.Connection, cid: int, rec: CycleRecord,
          for ch, idxs in rec.deliveries])
     conn.executemany("INSERT OR IGNORE INTO approvals_used (id, cycle, at) VALUES (?, ?, ?)",
                      [(a, cid, at) for a in rec.consumed_approvals])
+    # Only ever raised: an index once used stays scanned (a reorg may take its coins away,
+    # scanning a few more unused addresses costs little; missing a used one hides funds).
+    conn.executemany(
+        "INSERT INTO discovery (chain, branch, last_used, cycle) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (chain, branch) DO UPDATE SET last_used = max(last_used, excluded.last_used), "
+        "cycle = excluded.cycle", [(c, b, i, cid) for c, b, i in rec.discovery])
     conn.executemany(
         "INSERT INTO findings (cycle, idx, rule, subject, payload) VALUES (?, ?, ?, ?, ?)",
         [(cid, i, f.get("rule"), f.get("subject"), dumps(f, "finding"))

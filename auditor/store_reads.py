@@ -14,6 +14,7 @@ from .store_codec import ALERT_COLUMNS, alert_from_row, db_time, parse_time
 __all__ = [
     "alert_history",
     "cycle_time",
+    "discovery",
     "get_alert",
     "head",
     "last_config",
@@ -114,6 +115,12 @@ def used_approvals(conn: sqlite3.Connection) -> set[str]:
 def last_config(conn: sqlite3.Connection) -> tuple[str, dict[str, Any]] | None:
     row = conn.execute("SELECT digest, material FROM configs ORDER BY seq DESC LIMIT 1").fetchone()
     return (row[0], json.loads(row[1])) if row else None
+
+
+def discovery(conn: sqlite3.Connection, chain: str) -> dict[str, int]:
+    """Per "wallet|branch descriptor" of `chain`: the highest used index seen so far."""
+    return {b: int(i) for b, i in conn.execute(
+        "SELECT branch, last_used FROM discovery WHERE chain = ?", (chain,))}
 
 
 def last_heads(conn: sqlite3.Connection) -> dict[str, tuple[int, str, datetime]]:

@@ -98,6 +98,9 @@ CREATE TRIGGER IF NOT EXISTS daily_records_no_update BEFORE UPDATE ON daily_reco
 BEGIN SELECT RAISE(ABORT, 'daily_records are immutable: a record cannot be updated'); END;
 CREATE TRIGGER IF NOT EXISTS daily_records_no_delete BEFORE DELETE ON daily_records
 BEGIN SELECT RAISE(ABORT, 'daily_records are immutable: a record cannot be deleted'); END;
+CREATE TABLE IF NOT EXISTS discovery (
+  chain TEXT NOT NULL, branch TEXT NOT NULL, last_used INTEGER NOT NULL, cycle INTEGER NOT NULL,
+  PRIMARY KEY (chain, branch));
 CREATE TABLE IF NOT EXISTS chain_heads (
   chain TEXT PRIMARY KEY, block INTEGER NOT NULL, hash TEXT NOT NULL,
   first_seen_at TEXT NOT NULL, cycle INTEGER NOT NULL);

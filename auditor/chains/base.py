@@ -34,4 +34,8 @@ def make_client(chain: ChainSettings) -> ChainClient:
         from .ethereum import EthereumClient
 
         return EthereumClient(chain)
+    if chain.type == "bitcoin":
+        from .bitcoin.client import BitcoinClient
+
+        return BitcoinClient(chain)
     raise ValueError(f"chain {chain.name!r}: no client for type {chain.type!r}")
