@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,11 @@ def test_tip_is_the_chain_tip_and_follows_new_blocks(chain: SimChain, backend: E
 def test_block_hash_of_every_height(chain: SimChain, backend: ElectrumBackend) -> None:
     for height in (0, 1, chain.tip().height // 2, chain.tip().height):
         assert backend.block_hash(height, soon()) == chain.block(height).hash
+
+
+def test_block_gives_hash_and_header_time(chain: SimChain, backend: ElectrumBackend) -> None:
+    block = backend.block(5, soon())
+    assert (block.height, block.hash, block.timestamp) == (5, chain.block(5).hash, chain.block(5).timestamp)
 
 
 def test_block_hash_above_the_tip_is_a_backend_error(chain: SimChain, backend: ElectrumBackend) -> None:
@@ -210,6 +216,29 @@ def test_chain_moving_between_history_and_coins_is_read_again(chain: SimChain, s
     server.on_call = mine_once
     state = backend.scan([a], chain.tip().height, soon())[a.script]
     assert moved and set(state.coins) == {Coin(fund, 0, 60_000, chain.tip().height, 0, moved[0])}
+
+
+def test_script_changing_on_every_read_is_a_backend_error(chain: SimChain, server: ElectrumServer,
+                                                         backend: ElectrumBackend) -> None:
+    a = ref(HOT, 0, 12)
+    chain.pay([(a.address, 10_000)])
+
+    def pay_again(method: str) -> None:
+        if method == "blockchain.scripthash.listunspent":
+            chain.pay([(a.address, 1_000)])
+
+    server.on_call = pay_again
+    with pytest.raises(BackendError, match="changed on every one of 3 reads"):
+        backend.scan([a], 0, soon())
+
+
+def test_calls_from_two_threads_take_turns_on_the_connection(chain: SimChain, backend: ElectrumBackend) -> None:
+    refs = [ref(HOT, 0, 200 + i) for i in range(40)]
+    chain.pay([(r.address, 2_000) for r in refs])
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: backend.scan(refs, 0, soon()), range(8)))
+    assert all(states == results[0] for states in results)
+    assert all(len(results[0][r.script].coins) == 1 for r in refs)
 
 
 def test_many_scripts_batched_on_one_kept_connection(chain: SimChain, server: ElectrumServer) -> None:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ...settings import BackendSettings
@@ -45,6 +47,7 @@ GENESIS = {
 }
 
 History = tuple[tuple[str, int], ...]  # (txid, height) in the server's order; height 0 = mempool
+T = TypeVar("T")
 
 
 def scripthash(script: str) -> str:
@@ -53,7 +56,8 @@ def scripthash(script: str) -> str:
 
 
 class ElectrumBackend:
-    """One Electrum server. Not for concurrent use from several threads."""
+    """One Electrum server, one connection: calls from several threads take turns
+    (a read abandoned at its deadline may still be finishing when the next starts)."""
 
     def __init__(self, settings: BackendSettings, network: str) -> None:
         self.label = settings.label
@@ -71,22 +75,50 @@ class ElectrumBackend:
             batch_size=max(1, settings.concurrency), on_connect=self._handshake,
         )
         self._txs: OrderedDict[str, RawTx] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --- Backend -------------------------------------------------------------------------
 
     def tip(self, deadline: float) -> Tip:
+        return self._turn(self._tip, deadline)
+
+    def block_hash(self, height: int, deadline: float) -> str:
+        return self.block(height, deadline).hash
+
+    def block(self, height: int, deadline: float) -> Tip:
+        """The block at `height` (its hash and header time) as a `Tip`."""
+        if height < 0:
+            raise ValueError(f"block height {height} is negative")
+        header = self._turn(lambda d: self._call("blockchain.block.header", [height], d), deadline)
+        block_hash, timestamp = self._header(header, "blockchain.block.header")
+        return Tip(height=height, hash=block_hash, timestamp=timestamp)
+
+    def scan(self, refs: Sequence[ScriptRef], since: int, deadline: float) -> dict[str, ScriptState]:
+        return self._turn(lambda d: self._scan(refs, since, d), deadline)
+
+    def close(self) -> None:
+        with self._lock:
+            self._rpc.close()
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _turn(self, work: Callable[[float], T], deadline: float) -> T:
+        """Run `work(deadline)` holding the connection, waiting for it no longer than the deadline."""
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise BackendError(f"{self.label}: still busy with an earlier read at the deadline")
+        try:
+            return work(deadline)
+        finally:
+            self._lock.release()
+
+    def _tip(self, deadline: float) -> Tip:
         result = self._call("blockchain.headers.subscribe", [], deadline)
         if not isinstance(result, dict) or not _is_int(result.get("height")) or result["height"] < 0:
             raise self._malformed("blockchain.headers.subscribe")
         header = self._header(result.get("hex"), "blockchain.headers.subscribe")
         return Tip(height=result["height"], hash=header[0], timestamp=header[1])
 
-    def block_hash(self, height: int, deadline: float) -> str:
-        if height < 0:
-            raise ValueError(f"block height {height} is negative")
-        return self._header(self._call("blockchain.block.header", [height], deadline), "blockchain.block.header")[0]
-
-    def scan(self, refs: Sequence[ScriptRef], since: int, deadline: float) -> dict[str, ScriptState]:
+    def _scan(self, refs: Sequence[ScriptRef], since: int, deadline: float) -> dict[str, ScriptState]:
         scripts = list(dict.fromkeys(ref.script for ref in refs))
         for script in scripts:
             if not script or len(script) % 2 or not all(c in "0123456789abcdef" for c in script):
@@ -111,9 +143,6 @@ class ElectrumBackend:
             raise BackendError(f"{self.label}: {len(todo)} script(s) changed on every one of {MAX_ROUNDS} reads "
                                "(blocks or mempool moving fast); the next poll reads them again")
         return states
-
-    def close(self) -> None:
-        self._rpc.close()
 
     # --- protocol --------------------------------------------------------------------------
 
