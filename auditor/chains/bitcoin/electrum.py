@@ -35,8 +35,10 @@ __all__ = ["ElectrumBackend", "scripthash"]
 
 PROTOCOL = "1.4"
 MAX_ROUNDS = 3  # reads of a script whose history keeps moving before giving up
+MAX_BATCH = 250  # calls per batch whatever `concurrency` says: servers limit batch and answer sizes
 TX_CACHE = 20_000  # parsed transactions kept between polls (a txid's content never changes)
 _TXID = re.compile(r"[0-9a-f]{64}")
+_SCRIPT = re.compile(r"(?:[0-9a-f]{2})+")
 # Every signet shares one genesis block; testnet is testnet3 or testnet4. Regtest is not
 # checked: a regtest chain is local and throwaway (the test simulator has its own genesis).
 GENESIS = {
@@ -72,7 +74,7 @@ class ElectrumBackend:
         self._rpc = RpcConnection(
             label=self.label, host=parts.hostname, port=port, tls=parts.scheme == "ssl",
             ca_file=settings.ca_file, timeout=float(settings.timeout),
-            batch_size=max(1, settings.concurrency), on_connect=self._handshake,
+            batch_size=min(max(1, settings.concurrency), MAX_BATCH), on_connect=self._handshake,
         )
         self._txs: OrderedDict[str, RawTx] = OrderedDict()
         self._lock = threading.Lock()
@@ -121,7 +123,7 @@ class ElectrumBackend:
     def _scan(self, refs: Sequence[ScriptRef], since: int, deadline: float) -> dict[str, ScriptState]:
         scripts = list(dict.fromkeys(ref.script for ref in refs))
         for script in scripts:
-            if not script or len(script) % 2 or not all(c in "0123456789abcdef" for c in script):
+            if not _SCRIPT.fullmatch(script):
                 raise ValueError(f"script {script!r} is not lowercase hex")
         history = self._histories(scripts, deadline)
         states = {s: ScriptState(script=s, used=False) for s in scripts if not history[s]}
