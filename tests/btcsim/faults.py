@@ -10,6 +10,7 @@ transactions; "bad_value" for a value that is not an integer satoshi amount).
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 
 __all__ = ["Faults", "COMMON_MODES"]
 
@@ -42,13 +43,17 @@ class Faults:
     def mode(self) -> str | None:
         return self._mode
 
-    def pick(self, endpoint: str) -> str | None:
-        """The mode to apply to this request, or None (counts down `times`)."""
+    def pick(self, endpoint: str, specific: Collection[str] = ()) -> str | None:
+        """The mode to apply to this request, or None (counts down `times`).
+        Server-specific modes apply only where the server lists them in
+        `specific` (a "page_gap" is not consumed by a tip request)."""
         if self._mode is None:  # fast path: no lock while no fault is set
             return None
         with self._lock:
             mode = self._mode
             if mode is None or self._match not in endpoint:
+                return None
+            if mode not in COMMON_MODES and mode not in specific:
                 return None
             self.applied += 1
             if self._times is not None:
