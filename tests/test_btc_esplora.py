@@ -219,7 +219,7 @@ def busy(chain: SimChain) -> ScriptRef:
     return r
 
 
-@pytest.mark.parametrize("mode", ["error", "garbage", "close", "bad_value", "page_gap"])
+@pytest.mark.parametrize("mode", ["error", "garbage", "close", "bad_value", "page_gap", "page_repeat"])
 def test_every_fault_is_a_backend_error_naming_the_label_only(
         server: EsploraServer, backend: EsploraBackend, busy: ScriptRef, mode: str) -> None:
     server.faults.set(mode)
@@ -266,6 +266,14 @@ def test_closed_keep_alive_connections_are_reopened(
     assert backend.scan([busy], 0, soon())[busy.script].used
     server.drop_connections()
     assert backend.scan([busy], 0, soon())[busy.script] == expected(chain, busy.script, 0)
+
+
+def test_a_script_without_address_is_read_by_scripthash(
+        chain: SimChain, server: EsploraServer, backend: EsploraBackend, busy: ScriptRef) -> None:
+    bare = ScriptRef("", busy.script)
+    assert backend.scan([bare], 0, soon())[busy.script] == expected(chain, busy.script, 0)
+    unused = ScriptRef("", "0014" + "ab" * 20)
+    assert backend.scan([unused], 0, soon())[unused.script] == ScriptState(unused.script, False, ())
 
 
 def test_many_addresses_concurrently_match_the_chain(chain: SimChain, backend: EsploraBackend) -> None:

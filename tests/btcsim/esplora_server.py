@@ -6,8 +6,13 @@ a plain asyncio protocol in a background thread: the benchmark polls 10,000
 addresses through it.
 
 Faults (`server.faults.set(...)`): the common modes plus "page_gap" (a
-`/txs/chain/:last_seen` page that starts one transaction too late) and
-"bad_value" (the first `"value"` of a JSON answer is not an integer).
+`/txs/chain/:last_seen` page that starts one transaction too late),
+"page_repeat" (one too early: last_seen again) and "bad_value" (the first
+`"value"` of a JSON answer is not an integer).
+
+Funding thousands of addresses for a benchmark: `chain.pay_batched(...)` with
+a few outputs per transaction (`SimChain(check_signatures=False)` halves the
+cost); one huge fan-out transaction makes every address's answer carry it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ __all__ = ["EsploraServer", "CHAIN_PAGE", "MEMPOOL_PAGE"]
 
 CHAIN_PAGE = 25  # electrs CHAIN_TXS_PER_PAGE
 MEMPOOL_PAGE = 50  # electrs MAX_MEMPOOL_TXS
-_SPECIFIC = ("page_gap", "bad_value")
+_SPECIFIC = ("page_gap", "page_repeat", "bad_value")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 _JSON, _TEXT, _BINARY = "application/json", "text/plain", "application/octet-stream"
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z").match
@@ -235,8 +240,8 @@ class EsploraServer:
             start = 0
             if len(rest) == 3:  # electrs: an unknown last_seen_txid gives an empty page
                 start = conf.index(rest[2]) + 1 if rest[2] in conf else len(conf)
-            if mode == "page_gap" and len(rest) == 3:
-                start += 1
+            if mode in ("page_gap", "page_repeat") and len(rest) == 3:
+                start += 1 if mode == "page_gap" else -1
             return self._txs(conf[start:start + CHAIN_PAGE])
         if rest == ["utxo"]:
             return 200, _JSON, orjson.dumps([

@@ -15,13 +15,13 @@ import sys
 import threading
 
 from .chain import SimChain
+from .esplora_server import EsploraServer
 
 __all__ = ["main"]
 
 
-def _server(kind: str, chain: SimChain, port: int) -> object:
+def _server(kind: str, chain: SimChain, port: int) -> EsploraServer:
     if kind == "esplora":
-        from .esplora_server import EsploraServer
         return EsploraServer(chain, port=port).start()
     raise SystemExit(f"unknown server kind {kind!r} (known: esplora)")
 
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
-    print(f"READY {server.url}", flush=True)  # type: ignore[attr-defined]
+    print(f"READY {server.url}", flush=True)
     done.wait()
-    server.stop()  # type: ignore[attr-defined]
+    server.stop()
     return 0
 
 

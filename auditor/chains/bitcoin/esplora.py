@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import itertools
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -171,6 +172,7 @@ class EsploraBackend:
         except ValueError as exc:
             raise BackendError(f"{self.label}: {exc}") from None
         self._loop: LoopThread | None = None
+        self._loop_lock = threading.Lock()
         self._verified: dict[str, _Verified] = {}
         self.requests = 0  # made so far (benchmarks report requests per address)
 
@@ -197,16 +199,19 @@ class EsploraBackend:
         return self._run(self._scan(refs, since, deadline), deadline)
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.loop.call_soon_threadsafe(self._http.close)
-            self._loop.stop()
-            self._loop = None
+        with self._loop_lock:
+            if self._loop is not None:
+                self._loop.loop.call_soon_threadsafe(self._http.close)
+                self._loop.stop()
+                self._loop = None
 
     # ------------------------------------------------------------ plumbing
 
     def _run(self, coro: Awaitable[_T], deadline: float) -> _T:
-        if self._loop is None:
-            self._loop = LoopThread(f"esplora {self.label}")
+        with self._loop_lock:  # the client may call from several threads
+            if self._loop is None:
+                self._loop = LoopThread(f"esplora {self.label}")
+            loop = self._loop
 
         async def bounded() -> _T:
             try:
@@ -216,7 +221,7 @@ class EsploraBackend:
                 raise BackendError(f"{self.label}: no complete answer before the poll deadline") from None
 
         try:
-            return self._loop.run(bounded(), deadline - time.monotonic() + 1.0)
+            return loop.run(bounded(), deadline - time.monotonic() + 1.0)
         except HttpError as exc:
             raise BackendError(f"{self.label}: {exc}") from None
         except _Bad as exc:
