@@ -244,7 +244,7 @@ class BitcoinClient:
         problems += _problems(failures, "warning")
         last = {(br.wallet, br.descriptor): br.last_used for br in branches}
         used = {sc for sc in _used_scripts(live.values(), refs)  # not what lay beyond the gap
-                if refs[sc].index is None or refs[sc].index <= last[(owner[sc], refs[sc].descriptor or "")]}
+                if _within(refs[sc], last.get((owner[sc], refs[sc].descriptor or ""), -1))}
         settled = {label: _settled(scan, used, s_height) for label, scan in live.items()}
         disagreements = _disagreements(live, settled, s_height, refs)
         if disagreements:
@@ -300,6 +300,10 @@ class BitcoinClient:
 def _plain_owners(wallets: Sequence[WalletSettings], plain: list[ScriptRef]) -> list[tuple[str, ScriptRef]]:
     it = iter(plain)
     return [(w.name, next(it)) for w in wallets for _a in w.addresses]
+
+
+def _within(ref: ScriptRef, last_used: int) -> bool:
+    return ref.index is None or ref.index <= last_used
 
 
 def _used_scripts(scans: Iterable[_Scan], refs: Mapping[str, ScriptRef]) -> set[str]:
