@@ -9,6 +9,14 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
+from .config_bitcoin import (
+    BTC_CHAIN_KEYS,
+    BTC_DECIMALS,
+    BTC_WALLET_KEYS,
+    bitcoin_networks,
+    read_bitcoin_chain,
+    read_bitcoin_wallet,
+)
 from .config_ctx import Ctx
 from .config_sections import check_url
 from .config_yaml import index, join
@@ -22,15 +30,13 @@ from .settings import (
     redact_url,
 )
 
-__all__ = ["MULTICALL3", "eth_address", "read_assets", "read_chains", "read_wallets"]
+__all__ = ["MULTICALL3", "ChainNames", "eth_address", "read_assets", "read_chains",
+           "read_wallets"]
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$")
 _HEX40 = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_BTC_CHAIN_KEYS = {"network": "", "backends": ""}
-_BTC_WALLET_KEYS = {k: "Bitcoin wallets come with `type: bitcoin` chains."
-                    for k in ("descriptors", "gap_limit", "issued", "xpub")}
 CLASSES = ("crypto", "stablecoin")
 TIERS = ("hot", "warm", "deposit", "cold")
 ROLES = ("customer", "guarantee", "proprietary")
@@ -71,15 +77,29 @@ def eth_address(ctx: Ctx, path: str, value: Any, who: str = "") -> str | None:
 
 
 # -- chains -----------------------------------------------------------------
+class ChainNames(set[str]):
+    """Every declared chain name, valid or not (so references do not cascade).
+    `bitcoin` maps the names written as `type: bitcoin` to their network (None
+    when it is invalid): assets and wallets on them are checked the bitcoin way."""
+
+    def __init__(self, names: set[str], bitcoin: dict[str, str | None]):
+        super().__init__(names)
+        self.bitcoin = bitcoin
+
+
+def _bitcoin(chain_names: set[str]) -> dict[str, str | None]:
+    return chain_names.bitcoin if isinstance(chain_names, ChainNames) else {}
+
+
 def read_chains(ctx: Ctx, raw: Any) -> tuple[dict[str, ChainSettings], set[str]]:
-    """Valid chains, and every declared name (so references do not cascade)."""
+    """Valid chains, and every declared name (a `ChainNames`)."""
     if raw is None:
         ctx.error("chains", "no chains configured; add `chains: {ethereum: {type: ethereum, "
                             "rpc: [{url: …}]}}`")
-        return {}, set()
+        return {}, ChainNames(set(), {})
     if not isinstance(raw, dict) or not raw:
         ctx.error("chains", "expected a mapping of chain name to chain settings")
-        return {}, set()
+        return {}, ChainNames(set(), {})
     chains: dict[str, ChainSettings] = {}
     for name, body in raw.items():
         path = join("chains", name)
@@ -89,16 +109,20 @@ def read_chains(ctx: Ctx, raw: Any) -> tuple[dict[str, ChainSettings], set[str]]
         chain = _read_chain(ctx, path, str(name), body)
         if chain is not None:
             chains[str(name)] = chain
-    return chains, {str(n) for n in raw}
+    return chains, ChainNames({str(n) for n in raw}, bitcoin_networks(raw))
 
 
 def _read_chain(ctx: Ctx, path: str, name: str, body: Any) -> ChainSettings | None:
     who = f'chain "{name}"'
     if isinstance(body, dict) and body.get("type") == "bitcoin":
-        ctx.error(join(path, "type"), "`type: bitcoin` is not supported yet (it is planned); "
-                                      "remove this chain and its wallets and assets", who)
-        return None
-    m = ctx.mapping(path, body, who=who, required=("type", "rpc"), unsupported=_BTC_CHAIN_KEYS,
+        return read_bitcoin_chain(ctx, path, name, body, who)
+    if isinstance(body, dict):
+        for key in BTC_CHAIN_KEYS:
+            if key in body:
+                ctx.error(join(path, key), f"`{key}` is a key of `type: bitcoin` chains; remove "
+                                           "it (or set `type: bitcoin`)", who)
+        body = {k: v for k, v in body.items() if k not in BTC_CHAIN_KEYS}
+    m = ctx.mapping(path, body, who=who, required=("type", "rpc"),
                     keys=("type", "rpc", "confirmations", "max_head_age", "multicall3"))
     if m is None:
         return None
@@ -229,6 +253,8 @@ def _read_deployment(ctx: Ctx, path: str, m: dict[str, Any], chain_names: set[st
         chain = None
     decimals = (ctx.integer(join(path, "decimals"), m["decimals"], who, minimum=0, maximum=77)
                 if "decimals" in m else None)
+    if chain is not None and chain in _bitcoin(chain_names):
+        return _bitcoin_deployment(ctx, path, m, chain, decimals, who)
     token = None
     if m.get("token") is not None:
         token = eth_address(ctx, join(path, "token"), m["token"], who)
@@ -237,6 +263,19 @@ def _read_deployment(ctx: Ctx, path: str, m: dict[str, Any], chain_names: set[st
     if chain is None or decimals is None:
         return None
     return Deployment(chain=chain, token=token, decimals=decimals)
+
+
+def _bitcoin_deployment(ctx: Ctx, path: str, m: dict[str, Any], chain: str,
+                        decimals: int | None, who: str) -> Deployment | None:
+    if m.get("token") is not None:
+        ctx.error(join(path, "token"), f"{chain} is a bitcoin chain: it has no tokens, only "
+                                       "its native coin; remove `token`", who)
+        return None
+    if decimals is not None and decimals != BTC_DECIMALS:
+        ctx.error(join(path, "decimals"), f"bitcoin amounts are satoshis: `decimals` must be "
+                                          f"{BTC_DECIMALS}, not {decimals}", who)
+        return None
+    return Deployment(chain=chain, token=None, decimals=decimals) if decimals is not None else None
 
 
 def _unknown_chain(chain: str, chain_names: set[str]) -> str:
@@ -285,6 +324,13 @@ def read_wallets(ctx: Ctx, raw: Any, chain_names: set[str], assets: Mapping[str,
                           f"{addr} is also in wallet \"{seen[key]}\"; an address belongs to "
                           "one wallet (it would be counted twice)", f'wallet "{w.name}"')
             seen.setdefault(key, w.name)
+        for j, d in enumerate(w.descriptors):
+            key = (w.chain, d)
+            if key in seen and seen[key] != w.name:
+                ctx.error(index(join(path, "descriptors"), j),
+                          f"this descriptor is also in wallet \"{seen[key]}\"; its addresses "
+                          "belong to one wallet (they would be counted twice)", f'wallet "{w.name}"')
+            seen.setdefault(key, w.name)
         out.append(w)
     return tuple(out)
 
@@ -294,9 +340,14 @@ def _read_wallet(ctx: Ctx, path: str, item: Any, chain_names: set[str],
                  ) -> WalletSettings | None:
     name = item.get("name") if isinstance(item, dict) else None
     who = f'wallet "{name}"' if isinstance(name, str) else f"wallet {path}"
-    m = ctx.mapping(path, item, who=who, required=("name", "chain", "tier", "addresses"),
-                    keys=("name", "chain", "tier", "role", "addresses", "assets"),
-                    unsupported=_BTC_WALLET_KEYS)
+    chain_raw = item.get("chain") if isinstance(item, dict) else None
+    on_bitcoin = isinstance(chain_raw, str) and chain_raw in _bitcoin(chain_names)
+    if isinstance(item, dict) and not on_bitcoin:
+        item = _without_bitcoin_keys(ctx, path, item, who)
+    m = ctx.mapping(path, item, who=who,
+                    required=("name", "chain", "tier") + (() if on_bitcoin else ("addresses",)),
+                    keys=("name", "chain", "tier", "role", "addresses", "assets")
+                    + (BTC_WALLET_KEYS if on_bitcoin else ()))
     if m is None:
         return None
     errors = ctx.error_count()
@@ -310,13 +361,27 @@ def _read_wallet(ctx: Ctx, path: str, item: Any, chain_names: set[str],
     if role == "guarantee" and tier not in (None, "cold"):
         ctx.error(join(path, "tier"), f"a `role: guarantee` wallet must be `tier: cold` (the "
                                       f"performance guarantee is held offline), not {tier}", who)
-    addresses = _addresses(ctx, join(path, "addresses"), m.get("addresses"), who)
+    if on_bitcoin:
+        btc = read_bitcoin_wallet(ctx, path, m, _bitcoin(chain_names)[str(chain_raw)], who)
+    else:
+        eth = _addresses(ctx, join(path, "addresses"), m.get("addresses"), who)
+        btc = (tuple(eth), (), 20, 0) if eth is not None else None
     held = _wallet_assets(ctx, join(path, "assets"), m.get("assets"), chain, assets,
                           asset_names, who)
-    if ctx.error_count() != errors or None in (name, chain, tier, role, addresses, held):
+    if ctx.error_count() != errors or btc is None or None in (name, chain, tier, role, held):
         return None
+    addresses, descriptors, gap_limit, issued = btc
     return WalletSettings(name=name, chain=chain, tier=tier, role=role,  # type: ignore[arg-type]
-                          addresses=tuple(addresses or ()), assets=tuple(held or ()))
+                          addresses=addresses, assets=tuple(held or ()),
+                          descriptors=descriptors, gap_limit=gap_limit, issued=issued)
+
+
+def _without_bitcoin_keys(ctx: Ctx, path: str, item: dict[str, Any], who: str) -> dict[str, Any]:
+    for key in BTC_WALLET_KEYS:
+        if key in item:
+            ctx.error(join(path, key), f"`{key}` is for wallets on `type: bitcoin` chains; "
+                                       f"remove it, or put the wallet on a bitcoin chain", who)
+    return {k: v for k, v in item.items() if k not in BTC_WALLET_KEYS}
 
 
 def _role(ctx: Ctx, path: str, m: dict[str, Any], who: str) -> str | None:

@@ -84,10 +84,6 @@ def test_later_top_level_sections_are_not_supported_yet(tmp_path, key):
 
 
 @pytest.mark.parametrize("old,new,path", [
-    ("    confirmations: 12\n", "    confirmations: 12\n    network: bitcoin\n",
-     "chains.ethereum.network"),
-    ("    assets: [ETH]\n", "    assets: [ETH]\n    descriptors: [\"wpkh(xpub…)\"]\n",
-     "wallets[2].descriptors"),
     ("  preset: jp-fsa\n", "  preset: jp-fsa\n  large_outflow: {max_single: \"1\"}\n",
      "rules.large_outflow"),
 ])
@@ -95,13 +91,6 @@ def test_later_features_are_not_supported_yet(tmp_path, old, new, path):
     cfg = full_config().replace(old, new)
     (p,) = problems_of(write(tmp_path, cfg), path)
     assert "not supported yet" in p.message
-
-
-def test_bitcoin_chain_is_not_supported_yet(tmp_path):
-    cfg = full_config().replace("assets:\n", "  bitcoin:\n    type: bitcoin\n    network: bitcoin\n"
-                                "assets:\n", 1)
-    (p,) = problems_of(write(tmp_path, cfg), "chains.bitcoin.type")
-    assert "`type: bitcoin` is not supported yet" in p.message
 
 
 def test_float_price_is_refused_with_the_quoted_form(tmp_path):
