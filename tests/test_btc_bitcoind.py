@@ -22,8 +22,9 @@ from btcsim.faults import Faults
 
 from auditor.chains.bitcoin.bitcoind import BitcoindBackend
 from auditor.chains.bitcoin.bitcoind_rpc import Rpc, RpcFailure, descriptor_checksum, sats, with_checksum
+from auditor.chains.bitcoin.client import BitcoinClient
 from auditor.chains.bitcoin.types import Backend, BackendError, Coin, ScriptRef, ScriptState
-from auditor.settings import BackendSettings, Secret
+from auditor.settings import BackendSettings, ChainSettings, Secret, WalletSettings
 
 pytestmark = pytest.mark.integration
 
@@ -249,6 +250,47 @@ def test_descriptor_core_reads_differently_is_refused(chain: SimChain, backend: 
     wrong = ScriptRef(OUT.address(0, 0), OUT.script(0, 0), W.branch_descriptor(0), 0)
     with pytest.raises(BackendError, match="derives .* at index 0"):
         backend.scan([wrong], chain.height(), _soon())
+
+
+def test_calls_from_two_threads_take_turns(chain: SimChain, backend: BitcoindBackend) -> None:
+    chain.pay([(W.address(0, 13), 4242)])
+    chain.mine()
+    results: list[dict[str, ScriptState]] = []
+    threads = [threading.Thread(target=lambda: results.append(backend.scan(_refs(W, 0, [13]), chain.height(),
+                                                                            _soon()))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all([c.value for c in _coins(r, W, 0, 13)] == [4242] for r in results)
+
+
+def test_bitcoin_client_reads_both_views_through_bitcoind(chain: SimChain, server: BitcoindServer) -> None:
+    hot = keys.wallet("wpkh", "bitcoind-client")
+    fund = chain.pay([(hot.address(0, 0), 100_000), (hot.address(0, 2), 20_000)])
+    chain.mine(3)
+    late = chain.pay([(hot.address(1, 0), 7_000)])
+    chain.mine()  # at the tip: 1 confirmation, below confirmations=2
+    chain.spend([(fund, _vout(chain, fund, hot.address(0, 0)))],
+                [(OUT.address(0, 5), 30_000), (hot.address(1, 1), 69_000)], hot.signer())
+    settings = ChainSettings(name="bitcoin", type="bitcoin", network="regtest", confirmations=2,
+                             max_head_age=10**9, native_asset="BTC",
+                             backends=(BackendSettings("bitcoind", Secret(server.url_with()), server.url),))
+    wallet = WalletSettings(name="hot", chain="bitcoin", tier="hot", role="customer", addresses=(),
+                            assets=("BTC",), descriptors=(hot.descriptor,), gap_limit=3)
+    client = BitcoinClient(settings)
+    try:
+        reading = client.read([wallet], {}, _soon(20))
+    finally:
+        client.close()
+    assert reading.ok, (reading.error, reading.problems)
+    assert reading.settled is not None and reading.watch is not None
+    settled = {a: v for (a, _), v in reading.settled.balances.items() if v}
+    watch = {a: v for (a, _), v in reading.watch.balances.items() if v}
+    assert settled == {hot.address(0, 0): 100_000, hot.address(0, 2): 20_000}  # spent only in the mempool
+    assert watch == {hot.address(0, 2): 20_000, hot.address(1, 0): 7_000, hot.address(1, 1): 69_000}
+    assert reading.settled.block.number == chain.height() - 1
+    assert chain.tx(late).height == chain.height()
 
 
 # ---------------------------------------------------------------- the simulated node itself

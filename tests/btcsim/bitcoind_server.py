@@ -43,7 +43,8 @@ class BitcoindServer:
     `.requests` (HTTP requests), `.calls` (RPC calls per method), `stop()`."""
 
     def __init__(self, chain: SimChain, *, user: str = "rpcuser", password: str = "rpc-secret-pw",
-                 chain_name: str = "regtest", txindex: bool = False, faults: Faults | None = None):
+                 chain_name: str = "regtest", txindex: bool = False, faults: Faults | None = None,
+                 port: int = 0):
         self.chain = chain
         self.user, self.password = user, password
         self.chain_name = chain_name
@@ -55,10 +56,11 @@ class BitcoindServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
+        self.port = port
         self.url = ""
 
     def start(self) -> BitcoindServer:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
         httpd.owner = self  # type: ignore[attr-defined]

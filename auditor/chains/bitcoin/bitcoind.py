@@ -30,6 +30,8 @@ read differently by Core would otherwise show funded addresses as empty.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -85,19 +87,26 @@ class BitcoindBackend:
         self._blocks: dict[str, _Block] = {}  # the blocks above the last `since`, by hash
         self._derived: set[tuple[str, int]] = set()  # (descriptor, index) Core derives as we do
         self._scan_timed_out = False
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._rpc.close()
 
     @contextmanager
-    def _failures(self) -> Iterator[None]:
+    def _failures(self, deadline: float) -> Iterator[None]:
+        """One call at a time (a read abandoned at its deadline may still be finishing in
+        its thread); every failure becomes a BackendError with the label."""
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise BackendError(f"{self.label}: an earlier read of this backend still runs past the deadline")
         try:
             yield
         except RpcFailure as exc:
             raise BackendError(f"{self.label}: {exc}") from None
+        finally:
+            self._lock.release()
 
     def tip(self, deadline: float) -> Tip:
-        with self._failures():
+        with self._failures(deadline):
             info = obj(self._rpc.call("getblockchaininfo", [], deadline), "getblockchaininfo")
             chain = info.get("chain")
             if chain not in CHAINS[self.network]:
@@ -111,12 +120,12 @@ class BitcoindBackend:
             return tip
 
     def block_hash(self, height: int, deadline: float) -> str:
-        with self._failures():
+        with self._failures(deadline):
             return hexstr(self._rpc.call("getblockhash", [height], deadline), "getblockhash")
 
     def block(self, height: int, deadline: float) -> Tip:
         """The block at `height` in the active chain, with its header time."""
-        with self._failures():
+        with self._failures(deadline):
             tip = self._header(hexstr(self._rpc.call("getblockhash", [height], deadline), "getblockhash"),
                                deadline)
             if tip.height != height:
@@ -131,7 +140,7 @@ class BitcoindBackend:
                    integer(header.get("time"), "getblockheader.time"))
 
     def scan(self, refs: Sequence[ScriptRef], since: int, deadline: float) -> dict[str, ScriptState]:
-        with self._failures():
+        with self._failures(deadline):
             own = {r.script: r for r in refs}
             if not own:
                 return {}
