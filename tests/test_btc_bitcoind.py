@@ -20,6 +20,7 @@ from btcsim.chain import COIN, SimChain
 from btcsim.codec import address_to_script, sha256d
 from btcsim.faults import Faults
 
+from auditor.chains.bitcoin import bitcoind
 from auditor.chains.bitcoin.bitcoind import BitcoindBackend
 from auditor.chains.bitcoin.bitcoind_rpc import Rpc, RpcFailure, descriptor_checksum, sats, with_checksum
 from auditor.chains.bitcoin.client import BitcoinClient
@@ -231,6 +232,27 @@ def test_reorg_removing_a_deposit_removes_the_coin(chain: SimChain, backend: Bit
     assert _coins(states, W, 0, 11) == () and not states[W.script(0, 11)].used
 
 
+def test_reorg_returning_a_spend_to_the_mempool(chain: SimChain, backend: BitcoindBackend) -> None:
+    fund = chain.pay([(W.address(0, 14), 88_000)])
+    chain.mine()
+    vout = _vout(chain, fund, W.address(0, 14))
+    spend = chain.spend([(fund, vout)], [(OUT.address(0, 6), 87_000)], W.signer())
+    chain.mine()
+    refs = _refs(W, 0, [14])
+    since = chain.height() - 2
+    assert _coins(backend.scan(refs, since, _soon()), W, 0, 14)[0].spent_height == chain.height()
+    chain.reorg(1)  # the spend goes back to the mempool; the cached block is gone from the chain
+    assert _coins(backend.scan(refs, since, _soon()), W, 0, 14) == (Coin(fund, vout, 88_000, since + 1, 0, spend),)
+
+
+def test_a_since_too_far_below_the_tip_is_refused(chain: SimChain, backend: BitcoindBackend,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bitcoind, "MAX_BLOCKS_ABOVE_SINCE", 5)
+    with pytest.raises(BackendError, match="at most 5"):
+        backend.scan(_refs(W, 0, [0]), chain.height() - 6, _soon())
+    assert backend.scan(_refs(W, 0, [0]), chain.height() - 5, _soon())[W.script(0, 0)].coins == ()
+
+
 def test_blocks_above_since_are_read_once(chain: SimChain, server: BitcoindServer, backend: BitcoindBackend) -> None:
     chain.mine(3)
     refs = _refs(W, 0, [0])
@@ -341,6 +363,8 @@ def test_server_getblock_verbosities(chain: SimChain, server: BitcoindServer) ->
     assert sha256d(bytes.fromhex(hexblock[:160]))[::-1].hex() == tip.hash
     one = _post(server, {"id": 1, "method": "getblock", "params": [tip.hash, 1]}).json()["result"]
     assert one["tx"] == list(tip.txids) and one["height"] == tip.height and one["confirmations"] == 1
+    two = _post(server, {"id": 1, "method": "getblock", "params": [tip.hash, 2]}).json()["result"]
+    assert [t["txid"] for t in two["tx"]] == list(tip.txids) and "prevout" not in two["tx"][1]["vin"][0]
     three = _post(server, {"id": 1, "method": "getblock", "params": [tip.hash, 3]}).json()["result"]
     tx = next(t for t in three["tx"] if t["txid"] == spend)
     assert tx["vin"][0]["prevout"]["height"] == tip.height - 1
