@@ -475,3 +475,28 @@ def test_malformed_descriptors_say_what_is_wrong(text, says):
     with pytest.raises(ValueError, match=says.replace("(", r"\(").replace(")", r"\)").replace(
             "[", r"\[").replace("]", r"\]").replace("*", r"\*").replace(";", ";")):
         check_descriptor(text, "bitcoin")
+
+
+def test_a_bare_key_with_steps_asks_for_a_descriptor():
+    with pytest.raises(ValueError, match="a bare key takes none"):
+        xpub_descriptor(ZPUB84 + "/0/*", "bitcoin")
+    # with a key origin it is still a bare key
+    descriptor = xpub_descriptor(f"[{FP}/84h/0h/0h]{ZPUB84}", "bitcoin")
+    assert descriptor.startswith(f"wpkh([{FP}/84'/0'/0']xpub6CatWdiZ")
+
+
+@pytest.mark.parametrize("text,hidden", [
+    (XPRV_ROOT, XPRV_ROOT[4:]), (XPUB44, XPUB44[4:]),
+    (WIF[:-1] + ("a" if WIF[-1] != "a" else "b"), WIF[4:12]),  # a WIF with a typo
+])
+def test_keys_given_as_addresses_are_refused_without_echo(text, hidden):
+    with pytest.raises(ValueError) as e:
+        check_address(text, "bitcoin")
+    assert hidden not in str(e.value)
+
+
+def test_a_mistyped_wif_inside_a_descriptor_is_not_echoed():
+    typo = WIF[:-1] + ("a" if WIF[-1] != "a" else "b")
+    with pytest.raises(ValueError, match="is not a valid public key") as e:
+        check_descriptor(f"pkh({typo})", "bitcoin")
+    assert WIF[4:12] not in str(e.value)

@@ -54,7 +54,7 @@ def address_script(address: str, network: str) -> str:
 
 def _show(text: str) -> str:
     """The input as messages may quote it: never what could be a private key."""
-    return text[:4] + "…" if _PRIVATE_LOOK.match(text) else text
+    return text[:4] + "…" if _PRIVATE_LOOK.match(text) or len(text) > 90 else text
 
 
 def _decode(text: str) -> tuple[str, tuple[str, ...], bytes]:
@@ -111,6 +111,9 @@ def _decode_base58(text: str) -> tuple[str, tuple[str, ...], bytes]:
     except ValueError as e:
         raise ValueError(f"{_show(text)} is not a valid Bitcoin address: {e}") from None
     version = payload[0]
+    if len(payload) == 78:
+        raise ValueError(f"{text[:4]}… is an extended key, not an address; an xpub goes under "
+                         "the wallet's `descriptors` (a private key never goes in the config)")
     if version in _WIF_VERSIONS and len(payload) in (33, 34):
         raise ValueError(f"{_show(text)} is a WIF private key, not an address; the auditor is "
                          "watch-only: give the address (and treat this key as exposed)")

@@ -64,6 +64,9 @@ def xpub_descriptor(key: str, network: str) -> str:
     """A bare xpub/ypub/zpub/tpub/upub/vpub → its descriptor with receive and
     change branches: `pkh(xpub/<0;1>/*)`, `sh(wpkh(…))` or `wpkh(…)`."""
     part = split_key(key.strip(), network)
+    if "/" in part.identity:  # the key's own derivation steps
+        raise ValueError(f"{part.preview} is followed by derivation steps; a bare key takes "
+                         "none (/<0;1>/* is added): write a descriptor to choose other steps")
     if part.script is None:
         raise ValueError(f"{part.preview} is a multisig key (SLIP-132); write the wallet as "
                          "a descriptor instead: wsh(sortedmulti(k,xpub…/<0;1>/*,…))")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .addresses import check_network, describe_networks
 from .codec import b58decode_check, b58encode_check
 
-__all__ = ["KeyPart", "split_key"]
+__all__ = ["PRIVATE_PREFIXES", "KeyPart", "safe_preview", "split_key"]
 
 _MAIN = ("bitcoin",)
 _TEST = ("testnet", "signet", "regtest")
@@ -27,11 +27,12 @@ _PUBLIC: dict[int, tuple[str, tuple[str, ...], str | None]] = {
 }
 _PRIVATE = {0x0488ADE4, 0x049D7878, 0x04B2430C, 0x0295B005, 0x02AA7A99,
             0x04358394, 0x044A4E28, 0x045F18BC, 0x024285B5, 0x02575048}
-_PRIVATE_PREFIXES = ("xprv", "yprv", "zprv", "Yprv", "Zprv", "tprv", "uprv", "vprv", "Uprv", "Vprv")
+PRIVATE_PREFIXES = ("xprv", "yprv", "zprv", "Yprv", "Zprv", "tprv", "uprv", "vprv", "Uprv", "Vprv")
 _XPUB = {_MAIN: 0x0488B21E, _TEST: 0x043587CF}
 _KEY = re.compile(r"(?:\[(?P<origin>[^\]]*)\])?(?P<body>[^/\[\]]*)(?P<path>/.*)?", re.S)
 _ORIGIN = re.compile(r"[0-9a-fA-F]{8}(/\d+['hH]?)*")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_LOOKS_WIF = re.compile(r"[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}")
 _HARDENED = re.compile(r"(\d+|\*)['hH]")
 _PRIVATE_KEY = ("{} is a private key; the auditor is watch-only: use the public key "
                 "(the xpub or public descriptor your wallet exports) instead, and treat "
@@ -57,8 +58,8 @@ def split_key(text: str, network: str) -> KeyPart:
         raise ValueError(f"`{text.strip()[:16]}…` is not a key expression; write "
                          "[fingerprint/path]xpub…/<0;1>/*")
     origin, body, path = m.group("origin"), m.group("body"), m.group("path") or ""
-    preview = body[:4] + "…" if body.startswith(_PRIVATE_PREFIXES) else body[:12] + "…"
-    if body.startswith(_PRIVATE_PREFIXES):
+    preview = safe_preview(body)
+    if body.startswith(PRIVATE_PREFIXES):
         raise ValueError(_PRIVATE_KEY.format(preview))
     if origin is not None and not _ORIGIN.fullmatch(origin):
         raise ValueError(f"the key origin [{origin}] must be the 8-hex-digit master fingerprint "
@@ -71,8 +72,16 @@ def split_key(text: str, network: str) -> KeyPart:
     return KeyPart(prefix + key + path, preview, key + path, True, script, ranged, multipath)
 
 
+def safe_preview(text: str) -> str:
+    """The start of a key as messages may show it: 4 characters of anything that
+    could be private key material, 12 otherwise."""
+    looks_private = text.startswith(PRIVATE_PREFIXES) or _LOOKS_WIF.fullmatch(text) \
+        or _HEX.fullmatch(text)
+    return text[:4] + "…" if looks_private else text[:12] + "…"
+
+
 def _hex_key(prefix: str, body: str, path: str) -> KeyPart:
-    preview = body[:12] + "…"
+    preview = safe_preview(body)
     compressed = len(body) == 66 and body[:2] in ("02", "03")
     if not (compressed or len(body) == 64 or (len(body) == 130 and body[:2] == "04")):
         raise ValueError(f"{preview} is not a public key: a hex public key is 66 hex digits "
