@@ -56,15 +56,26 @@ def b58encode_check(payload: bytes) -> str:
     return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + "".join(reversed(out))
 
 
+def _xor_table(generator: tuple[int, ...]) -> tuple[int, ...]:
+    """For each 5-bit value shifted out, the XOR of the generator terms it selects
+    (one lookup per character instead of five tests: config loads check 100k addresses)."""
+    out = []
+    for top in range(32):
+        x = 0
+        for i, g in enumerate(generator):
+            if (top >> i) & 1:
+                x ^= g
+        out.append(x)
+    return tuple(out)
+
+
+_BECH32_XOR = _xor_table((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3))
+
+
 def _polymod(values: list[int]) -> int:
-    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
     chk = 1
     for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            if (top >> i) & 1:
-                chk ^= gen[i]
+        chk = ((chk & 0x1FFFFFF) << 5 ^ v) ^ _BECH32_XOR[chk >> 25]
     return chk
 
 
@@ -110,17 +121,13 @@ def bech32_decode(text: str) -> tuple[str, int, bytes, int]:
 _DESC_CHARSET = ("0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~"
                  "ijklmnopqrstuvwxyzABCDEFGH`#\"\\ ")
 _DESC_INDEX = {c: i for i, c in enumerate(_DESC_CHARSET)}
-_DESC_GEN = (0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)
+_DESC_XOR = _xor_table((0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD))
 
 
 def _desc_polymod(symbols: list[int]) -> int:
     chk = 1
     for value in symbols:
-        top = chk >> 35
-        chk = (chk & 0x7FFFFFFFF) << 5 ^ value
-        for i in range(5):
-            if (top >> i) & 1:
-                chk ^= _DESC_GEN[i]
+        chk = ((chk & 0x7FFFFFFFF) << 5 ^ value) ^ _DESC_XOR[chk >> 35]
     return chk
 
 
