@@ -4,7 +4,7 @@ against the local Esplora server (issue 4). Run by hand (not by CI):
     .venv/bin/python benchmarks/btc_poll.py                 # 10,000 used addresses
     .venv/bin/python benchmarks/btc_poll.py --used 2000     # quicker
 
-Builds a simulated regtest chain of real signed transactions (btcsim) paying
+Builds a simulated regtest chain of real signed transactions (auditor.devbtc) paying
 one deposit to each used address of a `wpkh` wallet and of a 2-of-3
 `wsh(sortedmulti)` wallet (half each), saves it, and serves it from the Esplora
 simulator in a child process (its CPU is not counted as the client's). Then:
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -36,7 +35,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # btcsim lives with the tests
 
 
 def _child_poll(url: str, spec_file: str) -> None:
@@ -104,11 +102,10 @@ def main() -> None:
         _child_poll(*args.child)
         return
 
-    import btcsim  # noqa: F401  # sets BCL_DATA_DIR before bitcoinlib loads
-    from btcsim.chain import SimChain
-    from btcsim.keys import TestWallet
-
+    import auditor.devbtc  # noqa: F401  # sets BCL_DATA_DIR before bitcoinlib loads
     from auditor.chains.bitcoin import descriptors
+    from auditor.devbtc.chain import SimChain
+    from auditor.devbtc.keys import TestWallet
 
     per = args.used // 2
     ws = [TestWallet("wpkh", "bench"), TestWallet("wsh-sortedmulti", "bench")]
@@ -137,10 +134,9 @@ def main() -> None:
     expect = sum(v for _a, v in outputs)
     print(f"chain: {len(outputs):,} funded addresses in {time.perf_counter() - t0:.1f} s")
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"))
-    server = subprocess.Popen([sys.executable, "-m", "btcsim.serve", "esplora", "--chain",
+    server = subprocess.Popen([sys.executable, "-m", "auditor.devbtc.serve", "esplora", "--chain",
                                str(tmp / "chain.pickle")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              env=env, text=True)
+                              text=True)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().split()[1]

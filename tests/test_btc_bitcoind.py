@@ -14,17 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from btcsim import keys
-from btcsim.bitcoind_server import BitcoindServer
-from btcsim.chain import COIN, SimChain
-from btcsim.codec import address_to_script, sha256d
-from btcsim.faults import Faults
 
 from auditor.chains.bitcoin import bitcoind
 from auditor.chains.bitcoin.bitcoind import BitcoindBackend
 from auditor.chains.bitcoin.bitcoind_rpc import Rpc, RpcFailure, descriptor_checksum, sats, with_checksum
 from auditor.chains.bitcoin.client import BitcoinClient
 from auditor.chains.bitcoin.types import Backend, BackendError, Coin, ScriptRef, ScriptState
+from auditor.devbtc import keys
+from auditor.devbtc.bitcoind_server import BitcoindServer
+from auditor.devbtc.chain import COIN, SimChain
+from auditor.devbtc.codec import address_to_script, sha256d
+from auditor.devbtc.faults import Faults
 from auditor.settings import BackendSettings, ChainSettings, Secret, WalletSettings
 
 pytestmark = pytest.mark.integration

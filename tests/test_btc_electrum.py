@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from btcsim.chain import SimChain
-from btcsim.electrum_server import ElectrumServer, self_signed_cert
-from btcsim.keys import wallet
 
 from auditor.chains.bitcoin.electrum import ElectrumBackend, scripthash
 from auditor.chains.bitcoin.rawtx import parse_header_hex
 from auditor.chains.bitcoin.types import Backend, BackendError, Coin, ScriptRef
+from auditor.devbtc.chain import SimChain
+from auditor.devbtc.electrum_server import ElectrumServer, self_signed_cert
+from auditor.devbtc.keys import wallet
 from auditor.settings import BackendSettings, Secret, redact_url
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from btcsim import keys
-from btcsim.chain import SimChain
-from btcsim.codec import address_to_script
-from btcsim.esplora_server import EsploraServer
 
 from auditor.chains.bitcoin.esplora import EsploraBackend
 from auditor.chains.bitcoin.types import Backend, BackendError, Coin, ScriptRef, ScriptState
+from auditor.devbtc import keys
+from auditor.devbtc.chain import SimChain
+from auditor.devbtc.codec import address_to_script
+from auditor.devbtc.esplora_server import EsploraServer
 from auditor.settings import BackendSettings, Secret
 
 pytestmark = pytest.mark.integration

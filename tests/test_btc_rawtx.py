@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-import btcsim  # noqa: F401  (points BCL_DATA_DIR at a temp folder before bitcoinlib loads)
 import pytest
 
+import auditor.devbtc  # noqa: F401  (points BCL_DATA_DIR at a temp folder before bitcoinlib loads)
 from auditor.chains.bitcoin.rawtx import MAX_MONEY, parse_header_hex, parse_tx, parse_tx_hex
 
 bitcoinlib_keys = pytest.importorskip("bitcoinlib.keys")

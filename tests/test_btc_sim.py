@@ -6,11 +6,12 @@ from __future__ import annotations
 import bdkpython as bdk
 import pytest
 from bitcoinlib.transactions import Transaction
-from btcsim import keys
-from btcsim.chain import COIN, SimChain
-from btcsim.codec import address_to_script, merkle_root, parse_tx, script_to_address, sha256d
-from btcsim.faults import Faults
-from btcsim.verify import InvalidSpend, check_input
+
+from auditor.devbtc import keys
+from auditor.devbtc.chain import COIN, SimChain
+from auditor.devbtc.codec import address_to_script, merkle_root, parse_tx, script_to_address, sha256d
+from auditor.devbtc.faults import Faults
+from auditor.devbtc.verify import InvalidSpend, check_input
 
 OTHER = keys.wallet("wpkh", "outsider")
 

@@ -1,6 +1,6 @@
 """Run a simulated server in its own process (benchmarks: the server's CPU is not the client's).
 
-    PYTHONPATH=tests python -m btcsim.serve esplora --chain chain.pickle [--port 0]
+    python -m auditor.devbtc.serve esplora|electrum|bitcoind --chain chain.pickle [--port 0]
 
 `--chain` is a file written by `SimChain.save()`; the process serves that
 state (mine and reorg in the parent are not seen), prints `READY <url>` on
@@ -13,6 +13,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any
 
 from .chain import SimChain
 from .esplora_server import EsploraServer
@@ -20,14 +21,22 @@ from .esplora_server import EsploraServer
 __all__ = ["main"]
 
 
-def _server(kind: str, chain: SimChain, port: int) -> EsploraServer:
+def _server(kind: str, chain: SimChain, port: int) -> Any:
     if kind == "esplora":
         return EsploraServer(chain, port=port).start()
-    raise SystemExit(f"unknown server kind {kind!r} (known: esplora)")
+    if kind == "electrum":
+        from .electrum_server import ElectrumServer
+
+        return ElectrumServer(chain, port=port).start()
+    if kind == "bitcoind":
+        from .bitcoind_server import BitcoindServer
+
+        return BitcoindServer(chain, port=port).start()
+    raise SystemExit(f"unknown server kind {kind!r} (known: esplora, electrum, bitcoind)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m btcsim.serve")
+    ap = argparse.ArgumentParser(prog="python -m auditor.devbtc.serve")
     ap.add_argument("kind")
     ap.add_argument("--chain", required=True, help="a file written by SimChain.save()")
     ap.add_argument("--port", type=int, default=0)
@@ -36,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    def wait_stdin() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=wait_stdin, daemon=True).start()
     print(f"READY {server.url}", flush=True)
     done.wait()
     server.stop()

@@ -102,7 +102,7 @@ class ElectrumServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"{'ssl' if self._tls else 'tcp'}://{host}:{port}"
+        return f"{'ssl' if self._tls else 'tcp'}://{host!s}:{port}"
 
     def start(self) -> ElectrumServer:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

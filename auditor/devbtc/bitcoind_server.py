@@ -247,7 +247,7 @@ class BitcoindServer:
             rows = list(self.chain.confirmed_utxo_set())
             if revision == self.chain.revision:
                 break
-        unspents = []
+        unspents: list[dict[str, Any]] = []
         for txid, vout, script, value, height, coinbase in sorted(rows):
             if script in needles:
                 single, index = needles[script]

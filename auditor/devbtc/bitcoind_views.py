@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -249,6 +250,10 @@ def _singles(body: str) -> list[str]:
         raise RpcError(-5, "multipath specifiers have different lengths")
     out = []
     for k in range(len(options[0])):
-        it = iter(o[k] for o in options)
-        out.append(re.sub(r"<[\d;]+>", lambda _m: next(it), body))
+        picks = iter([o[k] for o in options])
+
+        def pick(_m: re.Match[str], picks: Iterator[str] = picks) -> str:
+            return next(picks)
+
+        out.append(re.sub(r"<[\d;]+>", pick, body))
     return out

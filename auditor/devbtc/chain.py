@@ -8,8 +8,8 @@ bytes. Blocks have real 80-byte headers (merkle root of the txids, regtest
 bits, a nonce that meets the regtest target), a BIP 34/141 coinbase each, and
 the block hash is the header's double SHA-256 in display order.
 
-Import as `btcsim.chain` (pytest puts tests/ on sys.path; a top-level
-`tests` package shipped by bitcoinlib shadows `tests.btcsim`).
+Import as `auditor.devbtc.chain` (the package's __init__ points bitcoinlib's
+data folder at a temporary directory first).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# importing this module runs tests/btcsim/__init__.py first: BCL_DATA_DIR is set before bitcoinlib loads
+# importing this module runs auditor/devbtc/__init__.py first: BCL_DATA_DIR is set before bitcoinlib loads
 from bitcoinlib.encoding import pubkeyhash_to_addr_base58, pubkeyhash_to_addr_bech32
 from bitcoinlib.keys import HDKey
 from bitcoinlib.scripts import Script

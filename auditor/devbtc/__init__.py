@@ -5,10 +5,10 @@ bitcoinlib writes `~/.bitcoinlib` (config, databases, logs) at import: point it
 at a temporary folder before anything here imports it. A child process started
 with this environment inherits the same folder.
 
-Import it as `btcsim` (`from btcsim.chain import SimChain`): pytest puts
-tests/ on sys.path, and bitcoinlib (and aiosmtpd) install a top-level `tests`
-package that shadows `tests.btcsim`. Child processes: `PYTHONPATH=tests
-python -m btcsim.serve KIND`.
+Used by the tests, `benchmarks/btc_poll.py` and `auditor demo` (which is why it
+ships in the package, like `devchain` for anvil); nothing else imports it, so
+the auditor itself never loads bitcoinlib. Child processes: `python -m
+auditor.devbtc.serve KIND`.
 
 Modules: chain (SimChain), keys (test wallets and signers), faults (the fault
 switch), codec (raw tx/address formats), verify (independent input check),
