@@ -28,6 +28,8 @@ __all__ = [
     "Alert",
     "Transition",
     "CycleStatus",
+    "Transfer",
+    "TransferBatch",
 ]
 
 Severity = Literal["warning", "critical"]
@@ -190,3 +192,60 @@ class Transition:
     since: datetime | None = None
     details: dict[str, object] = field(default_factory=dict)
     seq: int | None = None  # assigned by the store
+
+
+TransferKind = Literal["native", "token", "approval", "fee"]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One movement of value touching an own wallet, as ingested from a chain.
+
+    `amount` is in the *asset's* base units (already rescaled from the token's
+    decimals). `block` 0 with `block_hash` "" is a Bitcoin mempool transaction
+    (watch view). `index` orders transfers inside a transaction and makes the
+    row unique: Ethereum log index, -1 the native value of the transaction,
+    -2 its gas fee, -3 an internal (trace) call's value + position·-16;
+    Bitcoin the output index, -1 the fee. `sender`/`recipient` are addresses
+    (Ethereum lowercase 0x; Bitcoin as on chain; for `approval`, recipient is
+    the spender and amount the allowance). `wallet_from`/`wallet_to` name the
+    own wallets on each side (None: not ours). `counterparties` lists every
+    foreign address on the other side (Bitcoin: all foreign input addresses of
+    an incoming transaction), which is what sanctions screening checks.
+    """
+
+    chain: str
+    block: int
+    block_hash: str
+    tx: str
+    index: int
+    kind: TransferKind
+    asset: str
+    amount: int
+    sender: str
+    recipient: str
+    wallet_from: str | None
+    wallet_to: str | None
+    counterparties: tuple[str, ...] = ()
+    timestamp: int = 0  # unix seconds of the block (mempool: first seen)
+
+    @property
+    def direction(self) -> Literal["internal", "out", "in"]:
+        if self.wallet_from is not None and self.wallet_to is not None:
+            return "internal"
+        return "out" if self.wallet_from is not None else "in"
+
+
+@dataclass(frozen=True)
+class TransferBatch:
+    """What one ingestion step read from one chain: the transfers of blocks
+    `first`..`last` (inclusive) and each of those blocks' hashes (so a later
+    cycle can see a reorg), plus findings that the ingestion itself makes
+    (`notes`: e.g. "no trace API: internal ETH transfers reconciled only")."""
+
+    chain: str
+    first: int
+    last: int
+    transfers: tuple[Transfer, ...]
+    block_hashes: dict[int, str]
+    notes: tuple[str, ...] = ()

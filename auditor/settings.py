@@ -35,6 +35,12 @@ __all__ = [
     "WalletSettings",
     "PriceSettings",
     "LiabilitiesSettings",
+    "WithdrawalsSettings",
+    "Counterparty",
+    "SanctionsList",
+    "SanctionsSettings",
+    "LargeOutflowRule",
+    "UnknownDestinationRule",
     "ApprovalItem",
     "ApprovalsSettings",
     "Threshold",
@@ -184,6 +190,7 @@ class WalletSettings:
     descriptors: tuple[str, ...] = ()
     gap_limit: int = 20
     issued: int = 0
+    safe: bool = False  # ethereum: the wallet's one address is a Safe multisig to watch (safe_changed)
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,62 @@ class LiabilitiesSettings:
     url: Secret | None = None
     url_label: str | None = None
     query: str | None = None
+
+
+@dataclass(frozen=True)
+class WithdrawalsSettings:
+    """Approved customer withdrawal requests (`withdrawals`): csv/json `path` or
+    sql `url` + `query`, each row id, asset, to, amount (whole units), approved_at
+    [, fee]."""
+
+    source: Literal["csv", "json", "sql"]
+    path: Path | None = None
+    url: Secret | None = None
+    url_label: str | None = None
+    query: str | None = None
+    max_age: int | None = None  # the feed file/rows older than this → stale_data `withdrawals`
+
+
+@dataclass(frozen=True)
+class Counterparty:
+    """An allowed counterparty (`counterparties.allow[]`): outflows to it are not unknown."""
+
+    chain: str
+    address: str  # ethereum: lowercase 0x; bitcoin: as on chain
+    name: str
+
+
+@dataclass(frozen=True)
+class SanctionsList:
+    """One list: `builtin` (the shipped OFAC-derived files), a file path or a URL;
+    `format` plain (one address per line) or sdn-xml (OFAC SDN advanced XML)."""
+
+    source: str  # "builtin" | a path | a URL (may carry a key: log `label`)
+    label: str  # "builtin", the file name, or scheme://host:port/…name
+    format: Literal["plain", "sdn-xml"] = "plain"
+    url: Secret | None = None  # for URL lists
+    path: Path | None = None  # for file lists
+
+
+@dataclass(frozen=True)
+class SanctionsSettings:
+    lists: tuple[SanctionsList, ...] = ()
+    max_age: int = 7 * 86400
+    cache_dir: Path | None = None  # where `sanctions update` keeps fetched lists (default: next to the store)
+    oracle: str | None = None  # Chainalysis oracle address (checksummed) on `oracle_chain`
+    oracle_chain: str | None = None
+
+
+@dataclass(frozen=True)
+class LargeOutflowRule:
+    max_single: Decimal  # fiat
+    severity: Severity = "critical"
+
+
+@dataclass(frozen=True)
+class UnknownDestinationRule:
+    assets: dict[str, Decimal]  # asset → whole units above which an unknown destination fires
+    severity: Severity = "warning"
 
 
 @dataclass(frozen=True)
@@ -303,6 +366,11 @@ class RuleSettings:
     stale_data: StaleDataRule
     cold_outflow: bool = True
     config_changed: bool = True
+    large_outflow: LargeOutflowRule | None = None
+    unknown_destination: UnknownDestinationRule | None = None  # off when withdrawals is configured
+    unmatched_outflow: bool = True  # applies only when withdrawals is configured
+    sanctioned_counterparty: bool = True
+    safe_changed: bool = True
 
 
 @dataclass(frozen=True)
@@ -388,6 +456,9 @@ class Settings:
     alerts: AlertSettings
     warnings: tuple[str, ...] = ()  # check-config warnings (e.g. a single provider)
     reports: ReportsSettings | None = None  # None: no scheduled reports
+    withdrawals: WithdrawalsSettings | None = None
+    counterparties: tuple[Counterparty, ...] = ()
+    sanctions: SanctionsSettings = field(default_factory=SanctionsSettings)
 
     def wallet(self, name: str) -> WalletSettings:
         for w in self.wallets:
