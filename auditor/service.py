@@ -383,6 +383,11 @@ def _chain_view_json(r: ChainReading, status: str) -> dict[str, object]:
         out["watch"] = {"block": r.watch.block.number, "block_hash": r.watch.block.hash}
     elif r.error:
         out["error"] = r.error
+    if ok and r.wallet_addresses is not None:  # discovered (Bitcoin): addresses per wallet
+        out["addresses"] = {w: len(a) for w, a in r.wallet_addresses.items()}
+    # Which provider failed, lags or disagrees (labels only: scheme://host:port).
+    out["problems"] = [{"severity": p.severity, "provider": p.provider, "message": p.message,
+                        "values": dict(p.values)} for p in r.problems]
     return out
 
 
