@@ -1,8 +1,10 @@
 """`auditor demo`: the whole story on a local chain, offline.
 
 A simulated exchange (hot, deposit, cold and guarantee wallets; ETH and a
-USDC-like stablecoin; a customer ledger) on a local anvil node that the demo
-starts and stops. It polls on a simulated clock, ten minutes a cycle, through
+USDC-like stablecoin on a local anvil node; BTC in a descriptor hot wallet, a
+2-of-3 multisig cold wallet and a guarantee address on a simulated regtest
+chain of real signed transactions served by a local Esplora server; a
+customer ledger), all started and stopped by the demo. It polls on a simulated clock, ten minutes a cycle, through
 a normal morning, an approved cold→hot top-up that pushes the hot share over
 the FSA's early warning and then its limit, a sweep back to cold, and then a
 Coincheck-style drain of the hot wallet at night. Every cycle runs the real
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from eth_utils.address import to_checksum_address
@@ -36,6 +38,7 @@ __all__ = ["run_demo"]
 TOKYO = ZoneInfo("Asia/Tokyo")
 ETH = 10**18
 USDC = 10**6
+BTC = 10**8
 POLL = 600  # seconds: one cycle every ten simulated minutes
 CONFIRMATIONS = 3
 
@@ -45,6 +48,29 @@ def _addr(label: str) -> str:
 
 
 HOT, COLD, GUARANTEE, FEES = _addr("hot"), _addr("cold"), _addr("guarantee"), _addr("fees")
+
+
+class _LazyWallet:
+    """A test wallet of `auditor.devbtc.keys`, made on first use (importing the
+    simulator loads bitcoinlib, which only the demo needs)."""
+
+    def __init__(self, kind: str, name: str):
+        self.kind, self.name = kind, name
+        self._w: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._w is None:
+            from .devbtc import keys
+
+            self._w = keys.wallet(self.kind, self.name)
+        return getattr(self._w, attr)
+
+
+BTC_HOT = _LazyWallet("wpkh", "demo-hot")
+BTC_COLD = _LazyWallet("wsh-sortedmulti", "demo-cold")  # 2 of 3
+BTC_GUARANTEE = _LazyWallet("pkh", "demo-guarantee")
+BTC_CUSTOMER = _LazyWallet("wpkh", "demo-customer")
+BTC_THIEF = _LazyWallet("wpkh", "demo-thief")
 DEPOSITS = [_addr(f"deposit-{i}") for i in range(3)]
 CUSTOMERS = [_addr(f"customer-{i}") for i in range(4)]
 THIEF = _addr("thief")
@@ -59,7 +85,8 @@ class _Exchange:
         self.now = start
         self.last_ts = int(start.timestamp())
         self.usdc = ""
-        self.ledger = {"ETH": 0, "USDC": 0}
+        self.ledger = {"ETH": 0, "USDC": 0, "BTC": 0}
+        self.btc: Any = None  # devbtc.chain.SimChain, set up by run_demo
 
     def _next_ts(self) -> int:
         self.last_ts = max(self.last_ts + 1, int(self.now.timestamp()) - 300)
@@ -81,19 +108,41 @@ class _Exchange:
         self.last_ts = max(self.last_ts, int(self.now.timestamp()) - 1)
         self.anvil.mine(1, timestamp=self.last_ts + 1)
         self.last_ts += 1
+        if self.btc is not None:  # Bitcoin too: this cycle's payments get their 3 confirmations
+            self.btc.mine(CONFIRMATIONS)
+
+    def btc_time(self) -> int:
+        """Block times of the simulated Bitcoin chain follow the story's clock."""
+        return int(self.now.timestamp()) - 60
+
+    def btc_coins(self, wallet: Any) -> list[tuple[str, int, int]]:
+        """(txid, vout, value) of the wallet's unspent coins on its first addresses."""
+        return [(t, v, value) for branch in (0, 1) for i in range(4)
+                for t, v, value, _h in self.btc.utxos(wallet.script(branch, i))]
+
+    def pay_btc(self, wallet: Any, to: str, amount: int, change_index: int, fee: int = 10_000) -> None:
+        """Spend all of `wallet`'s coins: `amount` to `to`, the rest back as change."""
+        coins = self.btc_coins(wallet)
+        total = sum(value for _t, _v, value in coins)
+        self.btc.spend([(t, v) for t, v, _value in coins],
+                       [(to, amount), (wallet.address(1, change_index), total - amount - fee)],
+                       wallet.signer(), fee=fee)
 
     def write_ledger(self) -> None:
         as_of = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
         lines = ["asset,amount,as_of",
                  f"ETH,{format_amount(self.ledger['ETH'], 18)},{as_of}",
-                 f"USDC,{format_amount(self.ledger['USDC'], 6)},{as_of}"]
+                 f"USDC,{format_amount(self.ledger['USDC'], 6)},{as_of}",
+                 f"BTC,{format_amount(self.ledger['BTC'], 8)},{as_of}"]
         (self.out / "liabilities.csv").write_text("\n".join(lines) + "\n")
 
 
-def _config_text(out: Path, usdc: str, start: datetime) -> str:
+def _config_text(out: Path, usdc: str, start: datetime, btc: dict[str, str] | None = None) -> str:
     not_after = (start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     deposits = ", ".join(f'"{a}"' for a in DEPOSITS)
-    return f"""# Written by `auditor demo`: a simulated exchange on a local anvil node.
+    b = btc or {}
+    return f"""# Written by `auditor demo`: a simulated exchange on a local anvil node and a
+# simulated Bitcoin regtest chain (real signed transactions) behind a local Esplora server.
 exchange: {{id: demo-ex, name: Demo Exchange, fiat: JPY}}
 store: {{path: var/auditor.db}}
 daemon: {{listen: "127.0.0.1:0"}}
@@ -104,18 +153,28 @@ chains:
     rpc: [{{url: "{{RPC}}"}}]
     confirmations: {CONFIRMATIONS}
     max_head_age: 15m
+  bitcoin:
+    type: bitcoin
+    network: regtest
+    backends: [{{type: esplora, url: "{{ESPLORA}}"}}]
+    confirmations: {CONFIRMATIONS}
 assets:
   ETH: {{class: crypto, chain: ethereum, decimals: 18}}
   USDC: {{class: stablecoin, chain: ethereum, token: "{usdc}", decimals: 6}}
+  BTC: {{class: crypto, chain: bitcoin, decimals: 8}}
 wallets:
   - {{name: eth-hot-1, chain: ethereum, tier: hot, role: customer, addresses: ["{HOT}"]}}
   - {{name: eth-deposits, chain: ethereum, tier: deposit, role: customer, addresses: [{deposits}]}}
   - {{name: eth-cold, chain: ethereum, tier: cold, role: customer, addresses: ["{COLD}"]}}
   - {{name: eth-guarantee, chain: ethereum, tier: cold, role: guarantee, addresses: ["{GUARANTEE}"], assets: [ETH]}}
   - {{name: ops-fees, chain: ethereum, tier: hot, role: proprietary, addresses: ["{FEES}"], assets: [ETH]}}
+  - {{name: btc-hot, chain: bitcoin, tier: hot, role: customer, descriptors: ["{b.get("hot", "")}"]}}
+  - {{name: btc-cold, chain: bitcoin, tier: cold, role: customer,   # 2-of-3 multisig
+      descriptors: ["{b.get("cold", "")}"]}}
+  - {{name: btc-guarantee, chain: bitcoin, tier: cold, role: guarantee, addresses: ["{b.get("guarantee", "")}"]}}
 prices:
   source: static
-  static: {{ETH: "450000", USDC: "150"}}
+  static: {{ETH: "450000", USDC: "150", BTC: "15000000"}}
 liabilities: {{source: csv, path: liabilities.csv, max_age: 1h}}
 approvals:
   items:
@@ -147,16 +206,24 @@ def run_demo(out: Path, *, pause: bool = True, console: Console | None = None) -
         stale.unlink()
     start = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     c.rule("[bold]custody-auditor demo[/bold]: a day at a simulated exchange")
-    c.print(f"Starting a local Ethereum node (anvil) and writing the exchange's config to {out}/ …")
+    c.print("Starting a local Ethereum node (anvil) and a simulated Bitcoin chain behind a local "
+            f"Esplora server, and writing the exchange's config to {out}/ …")
+    from .devbtc.chain import SimChain
+    from .devbtc.esplora_server import EsploraServer
+
     with devchain.Anvil(args=["--timestamp", str(int(start.timestamp()) - 3600)]) as anvil:
         anvil.mine()
         devchain.install_multicall3(anvil)
         ex = _Exchange(anvil, out, start)
-        _setup(ex)
-        cfg = out / "demo.yaml"
-        cfg.write_text(_config_text(out, ex.usdc, start).replace("{RPC}", anvil.url))
-        story = _Story(ex, cfg, c, pause)
-        story.play()
+        ex.btc = SimChain(clock=ex.btc_time, faucet_coins=10)
+        with EsploraServer(ex.btc) as esplora:
+            _setup(ex)
+            cfg = out / "demo.yaml"
+            text = _config_text(out, ex.usdc, start, {"hot": BTC_HOT.descriptor, "cold": BTC_COLD.descriptor,
+                                                      "guarantee": BTC_GUARANTEE.address(0, 0)})
+            cfg.write_text(text.replace("{RPC}", anvil.url).replace("{ESPLORA}", esplora.url))
+            story = _Story(ex, cfg, c, pause)
+            story.play()
     c.rule("[bold]the end[/bold]")
     c.print(f"The config and the store are in {out}/. Try:\n"
             f"  auditor status -c {cfg}\n"
@@ -175,7 +242,10 @@ def _setup(ex: _Exchange) -> None:
     a.set_balances({k: v for k, v in balances.items()})
     devchain.mint(a, ex.usdc, HOT, 100_000 * USDC)
     devchain.mint(a, ex.usdc, COLD, 1_900_000 * USDC)
-    ex.ledger = {"ETH": 400 * ETH, "USDC": 2_000_000 * USDC}
+    ex.btc.pay([(BTC_HOT.address(0, 0), 20_000_000), (BTC_HOT.address(0, 1), 13_000_000),
+                (BTC_COLD.address(0, 0), 5 * BTC), (BTC_COLD.address(1, 0), 67_000_000),
+                (BTC_GUARANTEE.address(0, 0), 1 * BTC)])
+    ex.ledger = {"ETH": 400 * ETH, "USDC": 2_000_000 * USDC, "BTC": 6 * BTC}
     ex.settle()
 
 
@@ -254,8 +324,12 @@ class _Story:
             ex.send_eth(DEPOSITS[0], HOT, 1 * ETH)
             ex.send_eth(HOT, CUSTOMERS[1], int(Decimal("0.8") * ETH))
             ex.ledger["ETH"] -= int(Decimal("0.8") * ETH)
+            # BTC: one payment spends both hot coins; the change goes to the change branch
+            ex.pay_btc(BTC_HOT, BTC_CUSTOMER.address(0, 0), 5_000_000, change_index=0, fee=10_000)
+            ex.ledger["BTC"] -= 5_000_000 + 10_000  # the customer pays the network fee
 
-        self.cycle("deposit swept to hot; a 0.8 ETH withdrawal", sweep_and_withdraw)
+        self.cycle("deposit swept to hot; withdrawals of 0.8 ETH and 0.05 BTC (with change)",
+                   sweep_and_withdraw)
         self.cycle("quiet")
 
         self.act("An approved top-up from cold storage",
@@ -288,8 +362,10 @@ class _Story:
             bal = int(ex.anvil.rpc("eth_getBalance", HOT, "latest"), 16)
             ex.send_eth(HOT, THIEF, bal * 95 // 100)
             ex.send_usdc(HOT, THIEF, 95_000 * USDC)
+            btc = sum(v for _t, _i, v in ex.btc_coins(BTC_HOT))
+            ex.pay_btc(BTC_HOT, BTC_THIEF.address(0, 0), btc * 95 // 100, change_index=1)
 
-        self.cycle("hot wallet drained to an unknown address", drain, show_table=True)
+        self.cycle("hot wallets (ETH, USDC, BTC) drained to unknown addresses", drain, show_table=True)
         self.cycle("next poll: event alerts stay open until a person resolves them")
 
         self.act("A person takes over",

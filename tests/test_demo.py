@@ -28,7 +28,11 @@ def test_demo_fires_escalates_resolves_and_leaves_a_verifiable_store(tmp_path: P
     assert "escalated critical hot_ratio combined" in text
     assert "resolved critical hot_ratio combined" in text
     assert "firing critical hot_drain eth-hot-1/ETH" in text
+    assert "firing critical hot_drain btc-hot/BTC" in text
     assert "resolved hot_drain eth-hot-1/ETH by demo-operator" in text
+    assert "stale_data" not in text.split("the end")[0]  # both chains read every cycle (Bitcoin via Esplora)
+    # Before the drain, every ledger asset is fully covered: no reserve alert of any kind.
+    assert "reserve_coverage" not in text.split("A Coincheck-style drain")[0]
     # The approved top-up and the sweep to cold page nobody.
     assert "cold_outflow" not in text.split("A Coincheck-style drain")[0].replace("cold_outflow stays quiet", "")
     before_drain = text.split("A Coincheck-style drain")[0]
@@ -38,5 +42,6 @@ def test_demo_fires_escalates_resolves_and_leaves_a_verifiable_store(tmp_path: P
     assert status["last_cycle"]["status"] == "ok"
     rules = {a["rule"] for a in status["firing"]}
     assert "reserve_coverage" in rules and "hot_drain" not in rules
+    assert {a["subject"] for a in status["firing"] if a["rule"] == "reserve_coverage"} == {"ETH", "USDC", "BTC"}
     verify = _auditor("verify", "--json", "-c", cfg)
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True

@@ -365,7 +365,8 @@ def _hex(value: str | None) -> str:
 
 
 def _problems(failures: Mapping[str, str], severity: str) -> list[ProviderProblem]:
-    return [ProviderProblem(severity, label, reason)  # type: ignore[arg-type]
+    # Backends put their label first in errors; the problem names it already.
+    return [ProviderProblem(severity, label, reason.removeprefix(f"{label}: "))  # type: ignore[arg-type]
             for label, reason in failures.items()]
 
 
