@@ -18,6 +18,7 @@ from .config_bitcoin import (
     read_bitcoin_wallet,
 )
 from .config_ctx import Ctx
+from .config_safe import read_safe_flag, refuse_safe_on_bitcoin
 from .config_sections import check_url
 from .config_yaml import index, join
 from .settings import (
@@ -344,10 +345,12 @@ def _read_wallet(ctx: Ctx, path: str, item: Any, chain_names: set[str],
     on_bitcoin = isinstance(chain_raw, str) and chain_raw in _bitcoin(chain_names)
     if isinstance(item, dict) and not on_bitcoin:
         item = _without_bitcoin_keys(ctx, path, item, who)
+    elif isinstance(item, dict):
+        item = refuse_safe_on_bitcoin(ctx, path, item, who)
     m = ctx.mapping(path, item, who=who,
                     required=("name", "chain", "tier") + (() if on_bitcoin else ("addresses",)),
                     keys=("name", "chain", "tier", "role", "addresses", "assets")
-                    + (BTC_WALLET_KEYS if on_bitcoin else ()))
+                    + (BTC_WALLET_KEYS if on_bitcoin else ("safe",)))
     if m is None:
         return None
     errors = ctx.error_count()
@@ -366,14 +369,16 @@ def _read_wallet(ctx: Ctx, path: str, item: Any, chain_names: set[str],
     else:
         eth = _addresses(ctx, join(path, "addresses"), m.get("addresses"), who)
         btc = (tuple(eth), (), 20, 0) if eth is not None else None
+    safe = False if on_bitcoin else read_safe_flag(ctx, path, m, eth, who)
     held = _wallet_assets(ctx, join(path, "assets"), m.get("assets"), chain, assets,
                           asset_names, who)
-    if ctx.error_count() != errors or btc is None or None in (name, chain, tier, role, held):
+    if ctx.error_count() != errors or btc is None or None in (name, chain, tier, role, held, safe):
         return None
     addresses, descriptors, gap_limit, issued = btc
     return WalletSettings(name=name, chain=chain, tier=tier, role=role,  # type: ignore[arg-type]
                           addresses=addresses, assets=tuple(held or ()),
-                          descriptors=descriptors, gap_limit=gap_limit, issued=issued)
+                          descriptors=descriptors, gap_limit=gap_limit, issued=issued,
+                          safe=bool(safe))
 
 
 def _without_bitcoin_keys(ctx: Ctx, path: str, item: dict[str, Any], who: str) -> dict[str, Any]:

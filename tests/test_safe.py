@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import endpoint, new_address
 from eth_utils.crypto import keccak
+from test_config_bitcoin import btc_config, errors
+from test_config_fixtures import COLD, full_config, problems_of, write
 from test_ethereum_providers import RpcProxy
 
 from auditor import devchain, devsafe
 from auditor.chains.ethereum_rpc import RpcFailure
 from auditor.chains.ethereum_safe import SafeState, read_safes
+from auditor.config import load_config
 from auditor.devchain import DEV_ACCOUNTS
 from auditor.rules_safe import safe_changed
 from auditor.settings import ChainSettings, WalletSettings
@@ -335,3 +339,33 @@ def test_several_changes_are_one_finding_listing_each_before_and_after():
     assert changes["threshold"] == {"before": 2, "after": 1}
     assert finding.summary.startswith(f"The Safe of wallet eth-cold-safe ({A}) changed: the "
                                       "Safe's implementation was replaced")
+
+
+# --- the `safe` config key ---------------------------------------------------------------------
+
+
+def _safe_cfg(line: str, addresses: str = f'["{COLD}"]') -> str:
+    cold = f'    addresses: ["{COLD}"]\n'
+    cfg = full_config()
+    assert cold in cfg
+    return cfg.replace(cold, f"    addresses: {addresses}\n{line}", 1)
+
+
+def test_safe_true_on_an_ethereum_wallet_loads(tmp_path: Path):
+    s = load_config(write(tmp_path, _safe_cfg("    safe: true\n")), env={"SOC_SECRET": "x"})
+    assert [w.name for w in s.wallets if w.safe] == ["eth-cold-1"]
+
+
+@pytest.mark.parametrize("line, addresses, says", [
+    ("    safe: yes please\n", f'["{COLD}"]', "expected true or false"),
+    ("    safe: true\n", f'["{COLD}", "{DEV_ACCOUNTS[0]}"]', "exactly one address"),
+])
+def test_safe_key_problems_name_the_wallet_and_key(tmp_path: Path, line, addresses, says):
+    (p,) = problems_of(write(tmp_path, _safe_cfg(line, addresses)), "wallets[1].safe")
+    assert says in p.message and 'wallet "eth-cold-1"' in p.message
+
+
+def test_safe_is_refused_on_a_bitcoin_wallet(tmp_path: Path):
+    cfg = btc_config().replace("    gap_limit: 50\n", "    gap_limit: 50\n    safe: true\n", 1)
+    (p,) = [p for p in errors(tmp_path, cfg) if p.path.endswith(".safe")]
+    assert "Ethereum" in p.message and 'wallet "btc-cold"' in p.message
