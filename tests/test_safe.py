@@ -148,6 +148,20 @@ def test_a_safe_seen_for_the_first_time_sets_the_baseline_silently(anvil, safe):
     assert safe_changed({}, now, [wallet(safe)]).findings == ()
 
 
+def test_a_long_module_list_is_read_whole_in_safe_order(anvil, safe):
+    """More modules than one page (100): read again with a larger page, order kept."""
+    modules = [new_address().lower() for _ in range(150)]
+    chain = [devsafe.SENTINEL, *modules, devsafe.SENTINEL]
+    writes = [("anvil_setStorageAt", (safe, _mapping_slot(key, 1), "0x" + "00" * 12 + nxt[2:]))
+              for key, nxt in zip(chain, chain[1:])]  # Safe's modules mapping is slot 1
+    anvil.batch(writes)
+    assert state(anvil, safe).modules == tuple(modules)
+
+
+def _mapping_slot(key: str, slot: int) -> str:
+    return "0x" + keccak(int(key, 16).to_bytes(32, "big") + slot.to_bytes(32, "big")).hex()
+
+
 # --- the Bybit swap ---------------------------------------------------------------------------
 
 
@@ -284,6 +298,23 @@ def test_answers_that_do_not_decode_strictly_are_rpc_failures(anvil, safe, case)
         assert "secret-key" not in str(caught.value)
     finally:
         liar.close()
+
+
+def test_a_node_that_reports_reverts_as_minus_32000_is_understood(anvil, safe, contracts):
+    def old_style(proxy, calls):
+        answers = proxy.forward(calls)
+        for answer in answers:
+            if answer.get("error", {}).get("code") == 3:
+                answer["error"] = {"code": -32000, "message": "execution reverted"}
+        return answers
+
+    token = devchain.deploy_erc20(anvil, "Not A Safe", "NAS", 6)
+    node = RpcProxy(anvil.url, old_style)
+    try:
+        now = read(anvil, safe, token, urls=(node.url,))
+    finally:
+        node.close()
+    assert now[safe.lower()].threshold == 2 and "reverted" in now[token.lower()].problem
 
 
 def test_providers_that_disagree_on_a_safe_are_an_rpc_failure(anvil, safe):

@@ -18,7 +18,7 @@ that reverts or returns nothing, never set up) is not a failure: its
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -136,17 +136,16 @@ def read_safes(chain: ChainSettings, addresses: Sequence[str], block: int,
     try:
         with ThreadPoolExecutor(max_workers=len(conns), thread_name_prefix="safe-read") as pool:
             futures = [pool.submit(_read_one, c, wanted, block, deadline) for c in conns]
-            outcomes = [_outcome(f.result) for f in futures]
+            outcomes = [_outcome(f) for f in futures]
     finally:
         for c in conns:
             c.close()
     return _agreed(chain.name, [c.label for c in conns], outcomes)
 
 
-def _outcome(result: Any) -> dict[str, SafeState] | RpcFailure:
+def _outcome(future: Future[dict[str, SafeState]]) -> dict[str, SafeState] | RpcFailure:
     try:
-        states: dict[str, SafeState] = result()
-        return states
+        return future.result()
     except RpcFailure as exc:
         return exc
 
