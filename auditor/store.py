@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, Self, TypeVar
 
 from . import store_reads as reads
+from . import store_transfers as st
 from .errors import StoreError
 from .model import Alert, Transition
 from .silences import Silence
@@ -237,6 +238,33 @@ class Store:
     @_guarded("read the last config")
     def last_config(self) -> tuple[str, dict[str, Any]] | None:
         return reads.last_config(self._conn)
+
+    # -- transfers --------------------------------------------------------------
+
+    @_guarded("read the transfer ingestion cursor")
+    def ingest_cursor(self, chain: str) -> int | None:
+        return st.ingest_cursor(self._conn, chain)
+
+    @_guarded("read ingested block hashes")
+    def ingest_hashes(self, chain: str, since: int) -> dict[int, str]:
+        return st.ingest_hashes(self._conn, chain, since)
+
+    @_guarded("read stored transfers")
+    def stored_transfer_keys(self, chain: str, txs: Sequence[str]) -> set[tuple[str, int, str, int]]:
+        return st.stored_keys(self._conn, chain, txs)
+
+    @_guarded("read stored transfers")
+    def transfers_from(self, chain: str, block: int) -> list[dict[str, Any]]:
+        return st.transfers_from(self._conn, chain, block)
+
+    @_guarded("list transfers")
+    def list_transfers(self, *, wallet: str | None = None, since_ts: int | None = None,
+                       limit: int = 1000) -> list[dict[str, Any]]:
+        return st.list_transfers(self._conn, wallet=wallet, since_ts=since_ts, limit=limit)
+
+    @_guarded("read used withdrawal requests")
+    def used_withdrawals(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT id FROM withdrawals_used")}
 
     @_guarded("read the address discovery state")
     def discovery(self, chain: str) -> dict[str, int]:

@@ -24,6 +24,7 @@ from .store_codec import (
     format_time,
     transition_to_json,
 )
+from .store_transfers import TransferWrite, write_transfers_tx
 
 __all__ = ["BalanceCache", "CycleRecord", "CycleWriteResult", "write_cycle_tx"]
 
@@ -55,6 +56,7 @@ class CycleRecord:
     wallet_chains: dict[str, str] = field(default_factory=dict)  # wallet → chain, for snapshots
     # chain, "wallet|branch descriptor", highest used index (Bitcoin address discovery)
     discovery: list[tuple[str, str, int]] = field(default_factory=list)
+    transfers: list[TransferWrite] = field(default_factory=list)  # per chain: rows, rollback, cursor
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,9 @@ def write_cycle_tx(conn: sqlite3.Connection, rec: CycleRecord,
                      (cid, dumps(rec.exposure, "exposure")))
     seqs, payloads = _append_transitions(conn, chain, cid, rec)
     _write_decisions(conn, cid, rec, payloads)
+    moved = write_transfers_tx(conn, cid, rec.transfers, db_time(rec.taken_at))
+    if moved is not None:
+        chain.append("transfers", moved, rec.taken_at)
     _append_config(conn, chain, cid, rec)
     _update_heads(conn, cid, rec)
     _append_cycle(conn, chain, cid, rec, unmapped)

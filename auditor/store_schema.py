@@ -98,6 +98,19 @@ CREATE TRIGGER IF NOT EXISTS daily_records_no_update BEFORE UPDATE ON daily_reco
 BEGIN SELECT RAISE(ABORT, 'daily_records are immutable: a record cannot be updated'); END;
 CREATE TRIGGER IF NOT EXISTS daily_records_no_delete BEFORE DELETE ON daily_records
 BEGIN SELECT RAISE(ABORT, 'daily_records are immutable: a record cannot be deleted'); END;
+CREATE TABLE IF NOT EXISTS transfers (
+  chain TEXT NOT NULL, block INTEGER NOT NULL, block_hash TEXT NOT NULL, tx TEXT NOT NULL,
+  idx INTEGER NOT NULL, kind TEXT NOT NULL, asset TEXT NOT NULL, amount TEXT NOT NULL,
+  sender TEXT NOT NULL, recipient TEXT NOT NULL, wallet_from TEXT, wallet_to TEXT,
+  counterparties TEXT NOT NULL, timestamp INTEGER NOT NULL, class TEXT, match TEXT, lists TEXT,
+  cycle INTEGER NOT NULL, PRIMARY KEY (chain, tx, idx, kind));
+CREATE INDEX IF NOT EXISTS transfers_block ON transfers (chain, block);
+CREATE INDEX IF NOT EXISTS transfers_time ON transfers (timestamp);
+CREATE TABLE IF NOT EXISTS ingest_blocks (
+  chain TEXT NOT NULL, block INTEGER NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (chain, block));
+CREATE TABLE IF NOT EXISTS ingest_cursor (chain TEXT PRIMARY KEY, block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS withdrawals_used (
+  id TEXT PRIMARY KEY, chain TEXT NOT NULL, cycle INTEGER NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS discovery (
   chain TEXT NOT NULL, branch TEXT NOT NULL, last_used INTEGER NOT NULL, cycle INTEGER NOT NULL,
   PRIMARY KEY (chain, branch));
