@@ -62,6 +62,8 @@ def safe_changes(before: SafeState, after: SafeState) -> dict[str, dict[str, obj
         a, b = getattr(before, name), getattr(after, name)
         if a != b and (a and b):  # a state stored before singleton_code_hash existed has ""
             out[name] = {"before": a, "after": b}
+    if "singleton" in out:  # another singleton has other code: that says nothing more
+        out.pop("singleton_code_hash", None)
     if before.problem is None and after.problem is None:
         for name in _LIST_FIELDS:
             a, b = getattr(before, name), getattr(after, name)

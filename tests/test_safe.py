@@ -364,12 +364,18 @@ def test_several_changes_are_one_finding_listing_each_before_and_after():
     after = SafeState(B, (A,), 1, (B,), B, ZERO, 8, "0x01", "0x03")
     (finding,) = safe_changed({A: BASE}, {A: after}, [wallet(A)]).findings
     changes = finding.details["changes"]
-    assert set(changes) == {"singleton", "owners", "threshold", "modules", "guard",
-                            "singleton_code_hash"}
+    assert set(changes) == {"singleton", "owners", "threshold", "modules", "guard"}
     assert changes["owners"] == {"before": [A, B], "after": [A], "added": [], "removed": [B]}
     assert changes["threshold"] == {"before": 2, "after": 1}
     assert finding.summary.startswith(f"The Safe of wallet eth-cold-safe ({A}) changed: the "
                                       "Safe's implementation was replaced")
+
+
+def test_new_code_at_the_same_singleton_address_is_a_change():
+    redeployed = SafeState(A, (A, B), 2, (), ZERO, ZERO, 7, "0x01", "0x09")
+    (finding,) = safe_changed({A: BASE}, {A: redeployed}, [wallet(A)]).findings
+    assert set(finding.details["changes"]) == {"singleton_code_hash"}
+    assert "code at the singleton's address changed (0x02 → 0x09)" in finding.summary
 
 
 # --- the `safe` config key ---------------------------------------------------------------------
