@@ -240,6 +240,9 @@ class WithdrawalsSettings:
     url_label: str | None = None
     query: str | None = None
     max_age: int | None = None  # the feed file/rows older than this → stale_data `withdrawals`
+    # asset → whole units a sent amount may fall short of a request without a `fee`
+    # (the network fee taken from the amount); missing assets: exact
+    fee_tolerance: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
