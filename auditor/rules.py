@@ -1,7 +1,8 @@
 """Pure rules: exposure + watch history + inputs → one `Evaluation` per rule.
 
-One function per rule (split by meaning into `rules_ratio`, `rules_flow` and
-`rules_stale`); `evaluate_all` runs them in a fixed order. No I/O, no clock.
+One function per rule (split by meaning into `rules_ratio`, `rules_flow`
+(with `rules_drain`, `rules_cold`), `rules_transfers` and `rules_stale`);
+`evaluate_all` runs them in a fixed order. No I/O, no clock.
 Rule ids are public interface (DESIGN.md "Rules").
 """
 
@@ -22,6 +23,13 @@ from .rules_ratio import (
 )
 from .rules_records import daily_record
 from .rules_stale import stale_data
+from .rules_transfers import (
+    large_outflow,
+    reconcile,
+    sanctioned_counterparty,
+    unknown_destination,
+    unmatched_outflow,
+)
 
 __all__ = [
     "ChainStatus",
@@ -46,6 +54,11 @@ __all__ = [
     "config_changed",
     "stale_data",
     "daily_record",
+    "large_outflow",
+    "unmatched_outflow",
+    "unknown_destination",
+    "sanctioned_counterparty",
+    "reconcile",
 ]
 
 # Event rules never resolve by evaluation; a person resolves them.
@@ -76,9 +89,26 @@ RULES: tuple[Callable[[RuleInput], Evaluation], ...] = (
     config_changed,
     stale_data,
     daily_record,
+    # the transfer rules: silent unless `inp.transfers` is set (transfers tracked)
+    large_outflow,
+    unmatched_outflow,
+    unknown_destination,
+    sanctioned_counterparty,
 )
 
 
 def evaluate_all(inp: RuleInput) -> list[Evaluation]:
-    """Every rule of this module, in a fixed order."""
-    return [rule(inp) for rule in RULES]
+    """Every rule of this module, in a fixed order, one evaluation per rule. The
+    transfer rules return an empty evaluation when their inputs are absent
+    (`transfers` None, no `withdrawals`, a rule off). The reconciliation of
+    `inp.reconcile_chains` joins the `stale_data` evaluation."""
+    out = [rule(inp) for rule in RULES]
+    extra = reconcile(inp)
+    if extra.findings or extra.covered:
+        out = [_join(e, extra) if e.rule == extra.rule else e for e in out]
+    return out
+
+
+def _join(a: Evaluation, b: Evaluation) -> Evaluation:
+    return Evaluation(a.rule, a.findings + b.findings, a.covered | b.covered,
+                      a.covers_all, a.consumed | b.consumed)

@@ -20,6 +20,7 @@ from .model import Liabilities, Price, ProviderProblem, Severity
 from .settings import ApprovalsSettings, AssetSettings, RuleSettings, Threshold, WalletSettings
 
 if TYPE_CHECKING:
+    from .flows import Classified
     from .settings import Settings
 
 __all__ = [
@@ -124,6 +125,26 @@ class RuleInput:
     first_cycle_at: datetime | None = None
     records_timezone: str = "UTC"
     records_cutoff: str = "00:00"
+    # Transfers (rules_transfers, and hot_drain/cold_outflow on tracked chains):
+    # `transfers` are those first ingested this cycle, classified (flows.classify);
+    # None: transfers are not tracked this cycle and the transfer rules are silent.
+    transfers: tuple[Classified, ...] | None = None
+    # chains whose transfers were ingested up to this cycle's watch block; None with
+    # `transfers` set: every chain. Other chains keep the balance-only detection.
+    tracked_chains: frozenset[str] | None = None
+    # classified transfers of tracked chains within the longest hot_drain window
+    # (this cycle's may be repeated here): what hot_drain counts as outflows
+    window_transfers: tuple[Classified, ...] = ()
+    withdrawals_configured: bool = False  # unmatched_outflow applies, unknown_destination not
+    # chains whose ingestion covered exactly the blocks between `prev_watch` and
+    # `watch_now`: reconciled (stale_data `chain:wallet/asset`) and cold wallets'
+    # balance/nonce falls checked beyond what the transfers show
+    reconcile_chains: frozenset[str] = frozenset()
+
+    def tracks(self, chain: str) -> bool:
+        """Whether this cycle's transfers of `chain` are tracked (see `transfers`)."""
+        return self.transfers is not None and (self.tracked_chains is None
+                                               or chain in self.tracked_chains)
 
     def in_scope(self, asset: str) -> bool:
         scope = self.rules.scope_classes

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from . import units
 from .model import SEVERITY_RANK, Evaluation, Finding
 from .rules_base import RuleInput, WalletAsset, pct, whole
+from .rules_cold import cold_transfers
+from .rules_drain import drain_by_transfers, fires, gross_outflows
 from .settings import ApprovalItem, DrainWindow, WalletSettings
 
 __all__ = ["hot_drain", "cold_outflow", "config_changed", "native_asset", "GAS_ALLOWANCE"]
@@ -30,8 +32,11 @@ Point = tuple[datetime, Mapping[WalletAsset, int]]
 def hot_drain(inp: RuleInput) -> Evaluation:
     """Per hot/warm wallet and asset, the worst window whose fall exceeds its drop.
 
-    fall = the window's high − current − internal outflows since that high.
-    Without transfer tracking, an outflow is internal when, in the same step
+    On chains whose transfers are tracked (`inp.tracks`), the fall is the gross
+    outflows that are not internal within the window (`rules_drain`): a sweep
+    to cold never counts, and deposits arriving meanwhile never hide a theft.
+    Elsewhere, fall = the window's high − current − internal outflows since
+    that high, and an outflow is internal when, in the same step
     between two readings, other own wallets of the asset rose: each falling
     wallet's fall is matched by the rises, shared in proportion to the falls
     when several wallets fell, so a sweep to cold (the cold wallet rises by
@@ -45,6 +50,7 @@ def hot_drain(inp: RuleInput) -> Evaluation:
     points: list[Point] = [p for p in inp.watch_history if p[0] < inp.now]
     points.append((inp.now, inp.watch_now))
     steps = _StepPool(inp.wallets, points)
+    outflows = gross_outflows(inp)
     findings: list[Finding] = []
     for w in inp.wallets:
         if w.tier not in ("hot", "warm"):
@@ -52,7 +58,10 @@ def hot_drain(inp: RuleInput) -> Evaluation:
         for sym in w.assets:
             if (w.name, sym) not in inp.watch_now or sym not in inp.assets:
                 continue
-            f = _drain_finding(inp, w.name, sym, points, steps)
+            if inp.tracks(w.chain):
+                f = drain_by_transfers(inp, w.name, sym, points, outflows.get((w.name, sym), []))
+            else:
+                f = _drain_finding(inp, w.name, sym, points, steps)
             if f is not None:
                 findings.append(f)
     return Evaluation("hot_drain", tuple(findings))
@@ -109,7 +118,7 @@ def _drain_finding(inp: RuleInput, wallet: str, sym: str, points: list[Point],
         internal = sum(steps.internal(i, j, sym, points[i][1][key] - points[j][1][key])
                        for i, j in zip(since, since[1:]))
         fall = high - current - internal
-        if fall <= 0 or not _fires(inp, sym, fall, high, win):
+        if fall <= 0 or not fires(inp, sym, fall, high, win):
             continue
         share = units.ratio(fall, high) or Decimal(0)
         rank = (SEVERITY_RANK[win.severity], share)
@@ -132,17 +141,6 @@ def _drain_finding(inp: RuleInput, wallet: str, sym: str, points: list[Point],
     )
 
 
-def _fires(inp: RuleInput, sym: str, fall: int, high: int, win: DrainWindow) -> bool:
-    with localcontext(units.EXACT):
-        if not Decimal(fall) > Decimal(high) * win.drop:
-            return False
-    price = inp.prices.get(sym)
-    if price is None:
-        return True  # an unknown price counts as worth more
-    value = units.value_of(fall, inp.assets[sym].decimals, price.value)
-    return value > inp.rules.hot_drain.min_value
-
-
 # --- cold_outflow ----------------------------------------------------------------
 
 
@@ -156,33 +154,63 @@ def native_asset(inp: RuleInput, chain: str) -> str | None:
 
 
 def cold_outflow(inp: RuleInput) -> Evaluation:
-    """Any fall or nonce increase of a cold wallet since the last reading of its
-    chain that no unused approval item covers.
+    """Any movement of a cold wallet that no unused approval item covers.
 
-    An item covers a fall of exactly its amount (the native coin: the amount
-    plus at most `GAS_ALLOWANCE` for the fee), between `not_before` and
-    `not_after`, when the destination wallet rose by at least the amount in
-    the same step (when both of its readings are known). Each approved
-    movement also covers one nonce increase and, for a token, up to
-    `GAS_ALLOWANCE` of native coin for its fee. Items used here are returned
-    in `consumed`, and each covers one movement.
+    On chains whose transfers are tracked (`inp.tracks`), each outgoing
+    transfer and ERC-20 approval is checked against the items
+    (`rules_cold.cold_transfers`, with the transaction and destination in the
+    finding); then, only where the ingestion covered exactly the blocks
+    between the two readings (`reconcile_chains`), the balance/nonce check
+    below runs on what those transfers do not explain (a movement no log
+    showed), so one movement never fires twice nor uses two items. Where
+    transfers are tracked but not reconciled (ingestion catching up), the
+    transfer check alone decides: its transfers arrive in a later cycle.
+
+    Balance/nonce check (chains without transfer tracking): any fall or nonce
+    increase since the last reading of the chain. An item covers a fall of
+    exactly its amount (the native coin: the amount plus at most
+    `GAS_ALLOWANCE` for the fee), between `not_before` and `not_after`, when
+    the destination wallet rose by at least the amount in the same step (when
+    both of its readings are known). Each approved movement also covers one
+    nonce increase and, for a token, up to `GAS_ALLOWANCE` of native coin for
+    its fee. Items used here are returned in `consumed`; each covers one movement.
     """
-    if not inp.rules.cold_outflow or (inp.prev_watch is None and inp.prev_nonces is None):
+    if not inp.rules.cold_outflow:
         return Evaluation("cold_outflow")
+    has_prev = inp.prev_watch is not None or inp.prev_nonces is not None
     used = set(inp.used_approvals)
     consumed: set[str] = set()
-    findings: list[Finding] = []
+    found: dict[str, Finding] = {}
     for w in inp.wallets:
-        if w.tier == "cold":
-            findings.extend(_cold_wallet(inp, w, used, consumed))
-    return Evaluation("cold_outflow", tuple(findings), consumed=frozenset(consumed))
+        if w.tier != "cold":
+            continue
+        fs: list[Finding] = []
+        if inp.tracks(w.chain):
+            seen = cold_transfers(inp, w, native_asset(inp, w.chain), used, consumed)
+            fs = seen.findings
+            if has_prev and w.chain in inp.reconcile_chains:
+                fs += _cold_wallet(inp, w, used, consumed, seen.explained, seen.sent)
+        elif has_prev:
+            fs = _cold_wallet(inp, w, used, consumed)
+        for f in fs:
+            found[f.subject] = _merge(found[f.subject], f) if f.subject in found else f
+    return Evaluation("cold_outflow", tuple(found.values()), consumed=frozenset(consumed))
 
 
-def _cold_wallet(inp: RuleInput, w: WalletSettings, used: set[str],
-                 consumed: set[str]) -> list[Finding]:
+def _merge(a: Finding, b: Finding) -> Finding:
+    """One finding per subject: the transfer-based one first, the unexplained rest after."""
+    return Finding(a.rule, a.subject, a.severity, f"{a.summary}; also: {b.summary}",
+                   value=a.value, details={**b.details, **a.details,
+                                           "unexplained": b.details.get("amount")})
+
+
+def _cold_wallet(inp: RuleInput, w: WalletSettings, used: set[str], consumed: set[str],
+                 explained: Mapping[str, int] | None = None, sent: int = 0) -> list[Finding]:
+    """The balance/nonce check; `explained`/`sent`: what transfers already showed."""
     native = native_asset(inp, w.chain)
     prev = inp.prev_watch or {}
-    falls = {a: prev[(w.name, a)] - inp.watch_now[(w.name, a)] for a in w.assets
+    shown = explained or {}
+    falls = {a: prev[(w.name, a)] - inp.watch_now[(w.name, a)] - shown.get(a, 0) for a in w.assets
              if (w.name, a) in prev and (w.name, a) in inp.watch_now and a in inp.assets}
     # tokens first, so that the native coin's fall can be the fee of approved token moves
     order = sorted((a for a, f in falls.items() if f > 0), key=lambda a: a == native)
@@ -198,7 +226,7 @@ def _cold_wallet(inp: RuleInput, w: WalletSettings, used: set[str],
         if sym == native and matched and falls[sym] <= matched * _gas(inp, sym):
             continue  # the fees of approved token movements
         out[sym] = _outflow_finding(inp, w, sym, falls[sym], misses)
-    nonce_rise = _nonce_rise(inp, w.name)
+    nonce_rise = _nonce_rise(inp, w.name) - sent
     if nonce_rise > matched:
         sym = native or "native"
         f = out.get(sym)

@@ -198,6 +198,6 @@ def test_evaluate_all_returns_one_evaluation_per_rule() -> None:
     inp = rules.RuleInput(now=NOW, exchange_id="ex", rules=rule_settings(), wallets=WALLETS,
                           assets=ASSETS, exposure=exposure(ETH, 99 * ETH, 100 * ETH))
     names = [e.rule for e in rules.evaluate_all(inp)]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 15
     assert set(names) <= rules.EVENT_RULES | rules.STATE_RULES
     assert rules.EVENT_RULES.isdisjoint(rules.STATE_RULES)
