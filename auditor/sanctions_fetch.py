@@ -161,7 +161,9 @@ def _download(client: httpx.Client, lst: SanctionsList, f: IO[bytes], timeout: f
 
 def _counts(parsed: ParsedList) -> str:
     other = f", {parsed.ignored} of other chains not screened" if parsed.ignored else ""
-    return f"{len(parsed.ethereum)} Ethereum and {len(parsed.bitcoin)} Bitcoin addresses{other}"
+    published = f", published {parsed.published.date()}" if parsed.published else ""
+    return (f"{len(parsed.ethereum)} Ethereum and {len(parsed.bitcoin)} Bitcoin addresses"
+            f"{other}{published}")
 
 
 def _change(previous: tuple[ParsedList, datetime] | None, parsed: ParsedList) -> str:
