@@ -27,6 +27,7 @@ from .cli_common import (
 )
 from .cli_records import backtest, records
 from .cli_report import report
+from .cli_sanctions import sanctions
 from .errors import ConfigError
 
 __all__ = ["main", "cli", "config_option", "DEFAULT_CONFIG", "_load", "_handle", "_who"]
@@ -166,6 +167,7 @@ cli.add_command(test_alert)
 cli.add_command(report)
 cli.add_command(records)
 cli.add_command(backtest)
+cli.add_command(sanctions)
 
 
 # --- store ---------------------------------------------------------------------
