@@ -113,6 +113,9 @@ def _entry(ctx: Ctx, path: str, item: Any) -> SanctionsList | None:
     source = ctx.text(path, item)
     if source is None:
         return None
+    if source.strip().lower() in ("builtin", "built-in", "built_in"):
+        ctx.error(path, f"{source!r}: write `builtin` (lowercase) for the shipped list")
+        return None
     if "://" in source:
         return _url_list(ctx, path, source, fmt, label)
     return _file_list(ctx, path, source, fmt, label)

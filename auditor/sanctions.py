@@ -22,7 +22,15 @@ from typing import Literal
 from . import units
 from .chains.ethereum_rpc import RpcConnection, RpcFailure, hex_bytes
 from .sanctions_fetch import Refresh, refresh_lists, update_lists
-from .sanctions_lists import BUILTIN_AS_OF, CHAINALYSIS_ORACLE, ListError, ParsedList, btc_key, read_list
+from .sanctions_lists import (
+    BUILTIN_AS_OF,
+    CHAINALYSIS_ORACLE,
+    ListError,
+    ParsedList,
+    address_kind,
+    btc_key,
+    read_list,
+)
 from .settings import ChainSettings, SanctionsList, SanctionsSettings
 from .times import rfc3339
 
@@ -149,8 +157,8 @@ def oracle_sanctioned(chain: ChainSettings, oracle: str, addresses: Sequence[str
     if not chain.rpc:
         raise RpcFailure(f"chain {chain.name} has no rpc endpoint for the sanctions oracle")
     for a in addresses:
-        if len(a) != 42 or not a.startswith("0x"):
-            raise ValueError(f"{a!r} is not an Ethereum address")
+        if address_kind(a)[0] != "ethereum":
+            raise ValueError(f"{a[:12]!r}… is not an Ethereum address")
     distinct = sorted({a.lower() for a in addresses})
     listed: set[str] = set()
     conn = RpcConnection(chain.rpc[0])

@@ -184,3 +184,9 @@ def test_problems_carry_the_yaml_line(tmp_path):
     _, ctx = read(tmp_path, "sanctions:\n  lists:\n    - builtin\n    - {source: x.txt, format: csv}\n")
     (p,) = [p for p in ctx.problems if p.severity == "error"]
     assert p.line == 4
+
+
+def test_a_misspelt_builtin_is_not_taken_for_a_file_name(tmp_path):
+    _, ctx = read(tmp_path, "sanctions:\n  lists: [Builtin]\n")
+    ((path, message),) = problems(ctx)
+    assert path == "sanctions.lists[0]" and "write `builtin`" in message
