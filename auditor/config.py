@@ -6,6 +6,8 @@ one round instead of one error per run. The sections live in `config_*.py`:
 `config_yaml` (YAML with line numbers), `config_ctx` (problem collection,
 typed readers), `config_secrets` (`${NAME}`, the private-key guard),
 `config_sections`, `config_chains`, `config_alerts`, `config_rules`,
+`config_flows` (withdrawals, counterparties, the transfer rules' keys),
+`config_sanctions`,
 `config_material` (what `config_changed` diffs) and `config_starter`.
 """
 
@@ -19,8 +21,10 @@ from typing import Any
 from .config_alerts import RULE_IDS, read_alerts, read_approvals
 from .config_chains import native_assets, read_assets, read_chains, read_wallets
 from .config_ctx import Ctx
+from .config_flows import read_counterparties, read_withdrawals
 from .config_material import config_material, diff_material
 from .config_rules import PRESETS, preset_rules, read_rules
+from .config_sanctions import read_sanctions
 from .config_secrets import find_private_keys, substitute_env
 from .config_sections import (
     read_daemon,
@@ -49,12 +53,8 @@ __all__ = [
 ]
 
 TOP_KEYS = ("exchange", "store", "daemon", "schedule", "chains", "assets", "wallets", "prices",
-            "liabilities", "approvals", "rules", "alerts", "reports")
-_LATER_TOP = {
-    "withdrawals": "(approved withdrawal requests and `unmatched_outflow`)",
-    "counterparties": "(the allow list and `unknown_destination`)",
-    "sanctions": "(sanctions lists and `sanctioned_counterparty`)",
-}
+            "liabilities", "withdrawals", "counterparties", "sanctions", "approvals", "rules",
+            "alerts", "reports")
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,8 +100,7 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
         return None
     data = find_private_keys(ctx, data)  # on the text as written: env values are secrets, not keys
     data = substitute_env(ctx, data)
-    m = ctx.mapping("", data, keys=TOP_KEYS, required=("exchange",),
-                    unsupported={k: f"{v}" for k, v in _LATER_TOP.items()})
+    m = ctx.mapping("", data, keys=TOP_KEYS, required=("exchange",))
     if m is None:
         return None
     exchange = read_exchange(ctx, m["exchange"]) if "exchange" in m else None
@@ -117,6 +116,10 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
     prices = read_prices(ctx, m.get("prices"), assets, chains=chains, chain_names=chain_names,
                          fiat=exchange.fiat if exchange else None)
     liabilities = read_liabilities(ctx, m["liabilities"]) if m.get("liabilities") else None
+    withdrawals = read_withdrawals(ctx, m.get("withdrawals"), assets, asset_names)
+    counterparties = read_counterparties(ctx, m.get("counterparties"), chains, chain_names)
+    sanctions = read_sanctions(ctx, m.get("sanctions"), chains, chain_names=chain_names,
+                               store_dir=store.path.parent if store else None)
     approvals = read_approvals(ctx, m.get("approvals"), wallets, assets, wallet_names,
                                asset_names)
     poll_every = schedule.poll_every if schedule else 60
@@ -135,7 +138,8 @@ def _build(ctx: Ctx, source: Path, data: Any) -> Settings | None:
                     prices=prices, liabilities=liabilities,  # type: ignore[arg-type]
                     approvals=approvals, rules=rules,  # type: ignore[arg-type]
                     alerts=alerts, warnings=warnings,  # type: ignore[arg-type]
-                    reports=reports)
+                    reports=reports, withdrawals=withdrawals, counterparties=counterparties,
+                    sanctions=sanctions)
 
 
 def _declared(raw: Any, key: str | None) -> set[str]:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import units
+from .config_flows import DEFAULT_UNKNOWN_DESTINATION
 from .settings import (
     AlertSettings,
     ApprovalsSettings,
@@ -19,11 +20,13 @@ from .settings import (
     RuleSettings,
     Settings,
     Threshold,
+    WalletSettings,
 )
 
 __all__ = ["config_material", "diff_material"]
 
 _OFF = "off"
+_GAP_LIMIT: int = WalletSettings.gap_limit  # the default
 
 
 def _dec(d: Decimal | None) -> str:
@@ -70,7 +73,35 @@ def _rules(r: RuleSettings) -> dict[str, Any]:
         "stale_data": {"max_age": units.format_duration(r.stale_data.max_age)},
         "cold_outflow": "on" if r.cold_outflow else _OFF,
         "config_changed": "on" if r.config_changed else _OFF,
+        **_transfer_rules(r),
     }
+
+
+def _transfer_rules(r: RuleSettings) -> dict[str, Any]:
+    """The transfer rules, each only when it differs from the default (a config
+    written before they existed keeps its digest)."""
+    out: dict[str, Any] = {}
+    if r.large_outflow is not None:
+        out["large_outflow"] = {"max_single": _dec(r.large_outflow.max_single),
+                                "severity": r.large_outflow.severity}
+    ud = r.unknown_destination
+    if ud != DEFAULT_UNKNOWN_DESTINATION:
+        out["unknown_destination"] = _OFF if ud is None else {
+            "severity": ud.severity, "assets": {s: _dec(a) for s, a in sorted(ud.assets.items())}}
+    return out
+
+
+def _wallet(w: WalletSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {"chain": w.chain, "tier": w.tier, "role": w.role,
+                           "addresses": list(w.addresses), "assets": list(w.assets)}
+    # Bitcoin keys only when set, so an Ethereum-only config keeps its digest
+    if w.descriptors:
+        out["descriptors"] = list(w.descriptors)
+    if w.gap_limit != _GAP_LIMIT:
+        out["gap_limit"] = str(w.gap_limit)
+    if w.issued:
+        out["issued"] = str(w.issued)
+    return out
 
 
 def _approvals(a: ApprovalsSettings) -> dict[str, Any]:
@@ -96,10 +127,8 @@ def _routes(a: AlertSettings) -> list[dict[str, Any]]:
 def config_material(settings: Settings) -> dict[str, Any]:
     """The JSON-able parts of the config whose change fires `config_changed`."""
     return {
-        "wallets": {w.name: {"chain": w.chain, "tier": w.tier, "role": w.role,
-                             "addresses": list(w.addresses), "assets": list(w.assets)}
-                    for w in settings.wallets},
-        "allow": [],
+        "wallets": {w.name: _wallet(w) for w in settings.wallets},
+        "allow": sorted(f"{c.chain}:{c.address} {c.name}" for c in settings.counterparties),
         "approvals": _approvals(settings.approvals),
         "rules": _rules(settings.rules),
         "routes": _routes(settings.alerts),

@@ -12,6 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 from .config_ctx import SEVERITIES, Ctx
+from .config_flows import (
+    DEFAULT_UNKNOWN_DESTINATION,
+    read_large_outflow,
+    read_unknown_destination,
+)
 from .config_yaml import index, join
 from .settings import (
     AssetRatioRule,
@@ -27,12 +32,12 @@ from .settings import (
 __all__ = ["PRESETS", "preset_rules", "read_rules"]
 
 PRESETS = ("jp-fsa", "hk-sfc", "bahrain-cbb", "nydfs", "none")
-_LATER = ("large_outflow", "unknown_destination", "unmatched_outflow",
-          "sanctioned_counterparty", "safe_changed")
-_ALWAYS_ON = ("cold_outflow", "config_changed", "daily_record", "delivery_failed")
+_ALWAYS_ON = ("cold_outflow", "config_changed", "daily_record", "delivery_failed",
+              "unmatched_outflow", "sanctioned_counterparty", "safe_changed")
 _OFF = (None, False, "off")
 _KEYS = ("preset", "hot_ratio", "asset_hot_ratio", "guarantee_coverage", "reserve_coverage",
-         "commingling", "hot_floor", "hot_drain", "stale_data") + _ALWAYS_ON
+         "commingling", "hot_floor", "hot_drain", "stale_data", "large_outflow",
+         "unknown_destination") + _ALWAYS_ON
 _PCT = Decimal("0.01")
 
 
@@ -53,7 +58,8 @@ def preset_rules(preset: str, poll_every: int = 60) -> RuleSettings:
     base = RuleSettings(
         preset=preset, scope_classes=None, hot_ratio=None, asset_hot_ratio=None,
         guarantee_coverage=None, reserve_coverage=None, commingling=None, hot_floor=None,
-        hot_drain=_default_drain(), stale_data=StaleDataRule(max_age=3 * poll_every))
+        hot_drain=_default_drain(), stale_data=StaleDataRule(max_age=3 * poll_every),
+        large_outflow=None, unknown_destination=DEFAULT_UNKNOWN_DESTINATION)
     commingling = Threshold(warning=Decimal("0.005"))
     if preset == "jp-fsa":
         return dataclasses.replace(
@@ -76,8 +82,7 @@ def preset_rules(preset: str, poll_every: int = 60) -> RuleSettings:
 
 def read_rules(ctx: Ctx, raw: Any, assets: Collection[str], poll_every: int = 60,
                path: str = "rules") -> RuleSettings | None:
-    m = ctx.mapping(path, {} if raw is None else raw, keys=_KEYS,
-                    unsupported={k: "" for k in _LATER})
+    m = ctx.mapping(path, {} if raw is None else raw, keys=_KEYS)
     if m is None:
         return None
     preset = ctx.choice(join(path, "preset"), m.get("preset", "jp-fsa"), PRESETS)
@@ -99,6 +104,9 @@ def read_rules(ctx: Ctx, raw: Any, assets: Collection[str], poll_every: int = 60
         hot_floor=r.hot_floor(m, rules.hot_floor),
         hot_drain=r.hot_drain(m, rules.hot_drain),
         stale_data=r.stale_data(m, rules.stale_data, poll_every),
+        large_outflow=read_large_outflow(ctx, path, m, rules.large_outflow),
+        unknown_destination=read_unknown_destination(ctx, path, m, rules.unknown_destination,
+                                                     assets),
     )
     return rules if ctx.error_count() == errors else None
 

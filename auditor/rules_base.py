@@ -129,8 +129,10 @@ class RuleInput:
     # `transfers` are those first ingested this cycle, classified (flows.classify);
     # None: transfers are not tracked this cycle and the transfer rules are silent.
     transfers: tuple[Classified, ...] | None = None
-    # chains whose transfers were ingested up to this cycle's watch block; None with
-    # `transfers` set: every chain. Other chains keep the balance-only detection.
+    # chains whose transfers are tracked, also while their ingestion lags behind the
+    # watch block (those transfers arrive in a later cycle); None with `transfers` set:
+    # every chain. hot_drain and cold_outflow judge these chains' wallets by transfers,
+    # the other chains' by balances and nonces only.
     tracked_chains: frozenset[str] | None = None
     # classified transfers of tracked chains within the longest hot_drain window
     # (this cycle's may be repeated here): what hot_drain counts as outflows

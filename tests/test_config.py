@@ -86,12 +86,12 @@ def test_every_problem_in_a_file_is_reported_in_one_pass(tmp_path):
            .replace("tier: hot\n", "tier: scorching\n")
            .replace("confirmations: 12", "confirmations: 0")
            .replace("foo_unused: 1", "")
-           + "sanctions: {lists: [builtin]}\n")
+           + "sanctions: {lists: [builtin], max_age: 60}\n")
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, cfg), env={"SOC_SECRET": "x"})
     paths = {p.path for p in e.value.problems}
     assert {"schedule.poll_every", "wallets[0].tier", "chains.ethereum.confirmations",
-            "sanctions"} <= paths
+            "sanctions.max_age"} <= paths
     assert all(p.line for p in e.value.problems)
 
 

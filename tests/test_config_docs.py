@@ -11,7 +11,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 # Mapping levels whose keys are names chosen by the user, not config keys.
 _NAMED = {"chains": "<name>", "assets": "<symbol>", "prices.static": "<ASSET>",
-          "rules.asset_hot_ratio.assets": "<ASSET>", "rules.hot_floor.assets": "<ASSET>"}
+          "rules.asset_hot_ratio.assets": "<ASSET>", "rules.hot_floor.assets": "<ASSET>",
+          "rules.unknown_destination.assets": "<ASSET>"}
 
 
 def _key_paths(data: Any, path: str = "") -> set[str]:
@@ -54,6 +55,13 @@ _OTHER_KEYS = [
     "alerts.channels[].secret_file", "alerts.channels[].retry", "alerts.routes[].rule",
     "alerts.routes[].chain", "alerts.routes[].wallet", "alerts.routes[].asset",
     "alerts.routes[].continue", "alerts.routes[].repeat_every",
+    "withdrawals.source", "withdrawals.path", "withdrawals.url", "withdrawals.url_file",
+    "withdrawals.query", "withdrawals.max_age", "withdrawals.fee_tolerance",
+    "counterparties.allow", "counterparties.allow[].chain", "counterparties.allow[].address",
+    "counterparties.allow[].name", "rules.large_outflow", "rules.large_outflow.max_single",
+    "rules.large_outflow.severity", "rules.unknown_destination",
+    "rules.unknown_destination.assets", "rules.unknown_destination.assets.<ASSET>",
+    "rules.unknown_destination.severity",
 ]
 
 

@@ -75,24 +75,6 @@ def test_unknown_key_suggests_the_closest(tmp_path):
     assert p.line == _line_of(cfg, "confirmation: 12")
 
 
-@pytest.mark.parametrize("key", ["withdrawals", "counterparties", "sanctions"])
-def test_later_top_level_sections_are_not_supported_yet(tmp_path, key):
-    cfg = full_config() + f"{key}:\n  path: x.csv\n"
-    (p,) = problems_of(write(tmp_path, cfg), key)
-    assert "not supported yet" in p.message and "planned" in p.message and "remove" in p.message
-    assert p.line == _line_of(cfg, f"{key}:")
-
-
-@pytest.mark.parametrize("old,new,path", [
-    ("  preset: jp-fsa\n", "  preset: jp-fsa\n  large_outflow: {max_single: \"1\"}\n",
-     "rules.large_outflow"),
-])
-def test_later_features_are_not_supported_yet(tmp_path, old, new, path):
-    cfg = full_config().replace(old, new)
-    (p,) = problems_of(write(tmp_path, cfg), path)
-    assert "not supported yet" in p.message
-
-
 def test_float_price_is_refused_with_the_quoted_form(tmp_path):
     cfg = full_config().replace('ETH: "450000.5"', "ETH: 450000.5")
     (p,) = problems_of(write(tmp_path, cfg), "prices.static.ETH")
