@@ -4,10 +4,12 @@ failure mode is a BackendError that names the backend by label only."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -525,3 +527,71 @@ def test_checksums_match_bitcoin_cores_examples() -> None:
                                "C9nrHu81fT41fvDUnhMjEzQgXnQjKEu3oaqMSzhSrHMxyyoEAmUHQbY/0/*)") == "cjjspncu"
     assert with_checksum("wpkh([d34db33f/84h/0h/0h]0279be667ef9dcbbac55a06295Ce870b07029Bfcdb2dce28d959f2815b1"
                          "6f81798)#zzzzzzzz").endswith("#qwlqgth7")
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def _detail_oracle(chain: SimChain, txid: str) -> tuple[int, str, tuple[tuple[str, int, str, int], ...]]:
+    t = chain.tx(txid)
+    inputs = tuple((p, v, *chain.tx(p).outputs[v]) for p, v in t.inputs)
+    return t.height, chain.block(t.height).hash if t.height else "", inputs
+
+
+def test_transactions_without_txindex_find_confirmed_ones_by_what_scans_saw(chain: SimChain,
+                                                                          backend: BitcoindBackend) -> None:
+    fund = chain.pay([(W.address(0, 30), 70_000)])
+    chain.mine()
+    with pytest.raises(BackendError, match="-txindex"):
+        backend.transactions([fund], _soon())
+    backend.scan(_refs(W, 0, [30]), chain.height() - 1, _soon())
+    got = backend.transactions([fund], _soon())[fund]
+    assert (got.height, got.block_hash, got.inputs) == _detail_oracle(chain, fund)
+    assert got.timestamp == chain.tip().timestamp
+
+
+def test_txindex_node_needs_no_scan(chain: SimChain) -> None:
+    fund = chain.pay([(W.address(0, 31), 70_000)])
+    chain.mine()
+    with BitcoindServer(chain, txindex=True) as srv:
+        b = _backend(srv.url_with(), srv.url)
+        got = b.transactions([fund], _soon())[fund]
+        b.close()
+    assert (got.height, got.block_hash, got.inputs) == _detail_oracle(chain, fund)
+
+
+def test_mempool_spends_read_spent_outputs_from_the_utxo_set_or_the_parent(
+        chain: SimChain, server: BitcoindServer, backend: BitcoindBackend) -> None:
+    fund = chain.pay([(W.address(0, 32), 70_000)])
+    chain.mine()
+    first = chain.spend([(fund, _vout(chain, fund, W.address(0, 32)))],
+                        [(OUT.address(0, 32), 30_000), (W.address(1, 32), 39_000)], W.signer())
+    second = chain.spend([(first, 1)], [(OUT.address(0, 33), 38_000)], W.signer())
+    before = server.calls.copy()
+    got = backend.transactions([first], _soon())  # its coin is confirmed: the UTXO set has it
+    assert server.calls["gettxout"] - before["gettxout"] == 1
+    got |= backend.transactions([second], _soon())  # its parent was just read: nothing more to ask
+    assert server.calls["gettxout"] - before["gettxout"] == 1
+    assert server.calls["getrawtransaction"] - before["getrawtransaction"] == 2
+    fresh = _backend(server.url_with(), server.url)
+    again = fresh.transactions([second], _soon())  # a coin made in the mempool: not in the UTXO set
+    fresh.close()
+    assert server.calls["gettxout"] - before["gettxout"] == 2
+    assert server.calls["getrawtransaction"] - before["getrawtransaction"] == 4  # second, then its parent
+    assert again == {second: got[second]}
+    for txid in (first, second):
+        assert (got[txid].height, got[txid].block_hash, got[txid].inputs) == _detail_oracle(chain, txid)
+    assert got[second].outputs == ((OUT.script(0, 33), 38_000),)
+
+
+def test_server_gettxout_sees_the_chainstate_or_the_mempool(chain: SimChain, server: BitcoindServer) -> None:
+    fund = chain.pay([(W.address(0, 34), 70_000)])
+    chain.mine()
+    n = _vout(chain, fund, W.address(0, 34))
+    spend = chain.spend([(fund, n)], [(OUT.address(0, 34), 69_000)], W.signer())
+    answers = [json.loads(_post(server, {"jsonrpc": "2.0", "id": 1, "method": "gettxout", "params": params}).text,
+                          parse_float=Decimal)["result"]
+               for params in ([fund, n, False], [fund, n, True], [spend, 0, False], [spend, 0, True])]
+    assert answers[0]["value"] == Decimal("0.00070000") and answers[0]["confirmations"] == 1
+    assert answers[1] is None and answers[2] is None  # spent in the mempool / not in the chainstate
+    assert answers[3]["confirmations"] == 0 and answers[3]["scriptPubKey"]["hex"] == OUT.script(0, 34)

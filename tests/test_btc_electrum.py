@@ -393,3 +393,59 @@ def test_url_that_is_not_tcp_or_ssl_host_port_is_refused(url: str) -> None:
     settings = BackendSettings(type="electrum", url=Secret(url), label="electrum-1")
     with pytest.raises(BackendError, match="^electrum-1: an electrum url is tcp://host:port or ssl://host:port"):
         ElectrumBackend(settings, "regtest")
+
+
+# --- transactions -------------------------------------------------------------------------
+
+
+def test_merkle_branch_of_every_position_leads_to_the_header_root(chain: SimChain) -> None:
+    from auditor.chains.bitcoin.rawtx import merkle_branch_root
+    from auditor.devbtc.electrum_server import merkle_branch
+
+    OUTS = [wallet("wpkh", f"electrum-merkle-{i}") for i in range(5)]
+    for w in OUTS:  # a block of 6 transactions (with the coinbase): odd levels on the way up
+        chain.pay([(w.address(0, 0), 10_000)])
+    chain.mine()
+    block = chain.tip()
+    root = parse_header_hex(block.header_hex).merkle_root
+    for pos, txid in enumerate(block.txids):
+        assert merkle_branch_root(txid, merkle_branch(list(block.txids), pos), pos) == root
+    with pytest.raises(ValueError, match="does not fit"):
+        merkle_branch_root(block.txids[0], merkle_branch(list(block.txids), 0), 8)
+
+
+def test_transaction_heights_come_from_a_script_the_scan_read(chain: SimChain, server: ElectrumServer,
+                                                              backend: ElectrumBackend,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fund = chain.pay([(HOT.address(0, 20), 80_000)])
+    chain.mine()
+    spend = chain.spend([(fund, 0)], [(OUT.address(0, 20), 50_000), (HOT.address(1, 20), 29_000)], HOT.signer())
+    chain.mine()
+    asked: list[str | None] = []
+    history = server._history
+    monkeypatch.setattr(server, "_history", lambda script: asked.append(script) or history(script))
+    fresh = make_backend(server.url)
+    fresh.transactions([spend], soon())
+    assert asked == [OUT.script(0, 20)]  # nothing read before: the first output's history
+    fresh.close()
+    backend.scan([ref(HOT, 0, 20), ref(HOT, 1, 20)], 0, soon())
+    asked.clear()
+    detail = backend.transactions([spend], soon())[spend]
+    assert asked and set(asked) <= {HOT.script(0, 20), HOT.script(1, 20)}  # own scripts, never OUT's
+    assert (detail.height, detail.block_hash) == (chain.height(), chain.tip().hash)
+    assert detail.inputs == ((fund, 0, HOT.script(0, 20), 80_000),)
+
+
+def test_previous_transactions_are_read_once_and_cached(chain: SimChain, server: ElectrumServer,
+                                                        backend: ElectrumBackend) -> None:
+    fund = chain.pay([(HOT.address(0, 21), 80_000), (HOT.address(0, 22), 70_000)])
+    chain.mine()
+    spend = chain.spend([(fund, 0), (fund, 1)], [(OUT.address(0, 21), 140_000)], HOT.signer(), fee=10_000)
+    counted: list[str] = []
+    server.on_call = counted.append
+    detail = backend.transactions([spend], soon())[spend]
+    assert counted.count("blockchain.transaction.get") == 2  # the spend and its one parent
+    assert detail.height == 0 and sum(i[3] for i in detail.inputs) == 150_000
+    counted.clear()
+    backend.transactions([spend, fund], soon())
+    assert counted.count("blockchain.transaction.get") == 1  # only the faucet's coin is new

@@ -285,3 +285,20 @@ def test_many_addresses_concurrently_match_the_chain(chain: SimChain, backend: E
     states = backend.scan(refs, 0, soon())
     assert all(states[r.script] == expected(chain, r.script, 0) for r in refs)
     assert sum(len(s.coins) for s in states.values()) == 40
+
+
+def test_transactions_cost_one_request_each(chain: SimChain, server: EsploraServer, backend: EsploraBackend) -> None:
+    w = keys.wallet("wpkh", "esplora-details")
+    fund = chain.pay([(w.address(0, 0), 90_000), (w.address(0, 1), 10_000)])
+    chain.mine()
+    spend = chain.spend([(fund, vout(chain, fund, w.address(0, 0)))],
+                        [(OUTSIDER.address(0, 9), 60_000), (w.address(1, 0), 29_000)], w.signer())
+    before = server.requests
+    got = backend.transactions([fund, spend, fund], soon())
+    assert server.requests - before == 2
+    block = chain.tip()
+    assert (got[fund].height, got[fund].block_hash, got[fund].timestamp) == (block.height, block.hash,
+                                                                              block.timestamp)
+    assert (got[spend].height, got[spend].block_hash, got[spend].timestamp) == (0, "", 0)
+    assert got[spend].inputs == ((fund, vout(chain, fund, w.address(0, 0)), w.script(0, 0), 90_000),)
+    assert got[spend].outputs == tuple(chain.tx(spend).outputs)

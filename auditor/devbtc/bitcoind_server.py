@@ -6,8 +6,9 @@ with the error object; 2.0: HTTP 200; batches: always 200) and batch arrays.
 Methods: getblockchaininfo, getblockcount, getbestblockhash, getblockhash,
 getblockheader, getblock (verbosity 0–3), scantxoutset (start/status/abort),
 gettxspendingprevout, getrawtransaction (a confirmed one only with `txindex`
-or its block hash, like a node without -txindex), deriveaddresses,
-getdescriptorinfo. Shapes: `bitcoind_views.py`.
+or its block hash, like a node without -txindex; verbosity 2 with prevouts
+for confirmed ones only, as Core 25+ reads them from undo data), gettxout,
+deriveaddresses, getdescriptorinfo. Shapes: `bitcoind_views.py`.
 
 Faults (`faults.set(mode, match)`, `match` against the RPC method): "error"
 (a JSON-RPC error), "hang", "garbage", "close", and bitcoind's own: "http500"
@@ -27,7 +28,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .bitcoind_views import Amount, Descriptors, RpcError, block_json, dumps, header_json, tx_json
+from .bitcoind_views import Amount, Descriptors, RpcError, block_json, dumps, header_json, script_json, tx_json
 from .chain import SimChain
 from .faults import Faults
 
@@ -203,12 +204,40 @@ class BitcoindServer:
             raise RpcError(-5, "No such transaction found in the provided block.")
         if not verbose:
             return tx.raw_hex
-        out = tx_json(self.chain, tx, 3 if verbose == 2 else 1)
+        # Core 25+: verbosity 2 adds fee and prevouts from the block's undo data, so a
+        # mempool transaction (no block) or a coinbase gets the verbosity 1 answer.
+        detail = 3 if verbose == 2 and confirmed and not tx.coinbase else 1
+        out: dict[str, Any] = {"in_active_chain": True} if block_hash is not None else {}
+        out.update(tx_json(self.chain, tx, detail))
         if confirmed:
             block = self.chain.block(tx.height)
             out.update(blockhash=block.hash, confirmations=self.chain.height() - tx.height + 1,
                        time=block.timestamp, blocktime=block.timestamp)
         return out
+
+    def rpc_gettxout(self, txid: Any, n: Any, include_mempool: Any = True) -> Any:
+        """An unspent output: from the chainstate (confirmed; a spend in the mempool
+        ignored) or, with include_mempool, the mempool's view (outputs of mempool
+        transactions included, outputs spent in the mempool left out). null otherwise."""
+        if not isinstance(txid, str) or len(txid) != 64:
+            raise RpcError(-8, "txid must be of length 64")
+        if type(n) is not int or n < 0:
+            raise RpcError(-8, "Invalid parameter, vout cannot be negative")
+        if not self.chain.has_tx(txid):
+            return None
+        tx = self.chain.tx(txid)
+        if n >= len(tx.outputs) or tx.outputs[n][0].startswith("6a"):
+            return None
+        spender = self.chain.spender(txid, n)
+        if include_mempool:
+            if spender is not None:
+                return None
+        elif tx.height == 0 or (spender is not None and spender[1] > 0):
+            return None
+        script, value = tx.outputs[n]
+        tip = self.chain.tip()
+        return {"bestblock": tip.hash, "confirmations": tip.height - tx.height + 1 if tx.height else 0,
+                "value": Amount(value), "scriptPubKey": script_json(script), "coinbase": tx.coinbase}
 
     def rpc_gettxspendingprevout(self, outputs: Any) -> list[dict[str, Any]]:
         if not isinstance(outputs, list) or not outputs:

@@ -4,13 +4,15 @@ Newline-delimited JSON-RPC 2.0 over TCP or TLS, batches (JSON arrays),
 keep-alive, a thread per connection; every request reads the chain as it is
 now. Methods: server.version, server.ping, blockchain.headers.subscribe (with
 a notification when the tip moved, pushed before the next answer, as a real
-server may), blockchain.block.header, blockchain.transaction.get and
-blockchain.scripthash.get_history / listunspent / get_balance.
+server may), blockchain.block.header, blockchain.transaction.get,
+blockchain.transaction.get_merkle and blockchain.scripthash.get_history /
+listunspent / get_balance.
 
 Faults (`.faults`, matched on the method name, checked per call): the common
 "error", "hang", "garbage", "close", and "bad_value" (listunspent/get_balance
 values in BTC as floats), "wrong_tx" (transaction.get answers another
-transaction), "shape" (a result of the wrong JSON type).
+transaction), "bad_merkle" (get_merkle answers a branch with one hash
+changed), "shape" (a result of the wrong JSON type).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import orjson
 from .chain import SimChain
 from .faults import Faults
 
-__all__ = ["ElectrumServer", "self_signed_cert"]
+__all__ = ["ElectrumServer", "self_signed_cert", "merkle_branch"]
 
 MAX_LINE = 4 * 1024 * 1024
 
@@ -209,6 +211,8 @@ class ElectrumServer:
             specific.append("bad_value")
         if method == "blockchain.transaction.get":
             specific.append("wrong_tx")
+        if method == "blockchain.transaction.get_merkle":
+            specific.append("bad_merkle")
         return self.faults.pick(method, specific)
 
     def _call(self, session: _Session, call: Any, mode: str | None) -> dict[str, Any]:
@@ -245,6 +249,8 @@ class ElectrumServer:
             return self._header(params)
         if method == "blockchain.transaction.get":
             return self._transaction(params, mode)
+        if method == "blockchain.transaction.get_merkle":
+            return self._merkle(params, mode)
         if method.startswith("blockchain.scripthash."):
             script = self._script(params)
             if method == "blockchain.scripthash.get_history":
@@ -275,6 +281,26 @@ class ElectrumServer:
             other = self.chain.block(0).txids[0]
             return self.chain.tx(other if other != txid else self.chain.block(1).txids[0]).raw_hex
         return self.chain.tx(txid).raw_hex
+
+    def _merkle(self, params: list[Any], mode: str | None) -> dict[str, Any]:
+        """ElectrumX/electrs: the branch of a transaction confirmed at `height`
+        (required, as protocol 1.4 and romanz/electrs have it)."""
+        txid = params[0] if params else None
+        height = params[1] if len(params) > 1 else None
+        if not isinstance(txid, str) or len(txid) != 64:
+            raise _Fail(-32602, "tx_hash must be 64 hex characters")
+        if type(height) is not int or height < 0:
+            raise _Fail(-32602, "height must be a non-negative integer")
+        if height > self.chain.height():
+            raise _Fail(-32602, f"missing block at {height}")
+        txids = self.chain.block(height).txids
+        if txid not in txids:
+            raise _Fail(1, f"tx {txid} not in block at height {height}")
+        pos = txids.index(txid)
+        branch = merkle_branch(list(txids), pos)
+        if mode == "bad_merkle":
+            branch[0] = ("00" if branch[0][:2] != "00" else "01") + branch[0][2:]
+        return {"block_height": height, "merkle": branch, "pos": pos}
 
     def _script(self, params: list[Any]) -> str | None:
         sh = params[0] if params else None
@@ -316,6 +342,24 @@ class ElectrumServer:
         if mode == "bad_value":
             return {"confirmed": confirmed / 1e8, "unconfirmed": unconfirmed / 1e8}
         return {"confirmed": confirmed, "unconfirmed": unconfirmed}
+
+
+def merkle_branch(txids: list[str], pos: int) -> list[str]:
+    """The sibling hashes (display order, deepest first) from transaction `pos` of a
+    block to its merkle root; the last hash of an odd level pairs with itself."""
+    level = [bytes.fromhex(t)[::-1] for t in txids]
+    branch = []
+    while len(level) > 1:
+        if len(level) % 2:
+            level.append(level[-1])
+        branch.append(level[pos ^ 1][::-1].hex())
+        level = [_sha256d(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+        pos //= 2
+    return branch
+
+
+def _sha256d(data: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
 def _close(sock: socket.socket) -> None:

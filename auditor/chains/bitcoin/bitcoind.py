@@ -23,6 +23,10 @@ store and discovery resumes there. `scantxoutset` reads the whole UTXO set
 (minutes on mainnet): only the read's deadline bounds it, not the per-request
 timeout.
 
+`transactions` reads transaction details with `getrawtransaction … 2` (see
+bitcoind_details.py); the heights scans saw let a node without `-txindex`
+find confirmed ones.
+
 Before a descriptor index is scanned the first time, Core's own derivation
 (`deriveaddresses`) must give the address the auditor derived: a descriptor
 read differently by Core would otherwise show funded addresses as empty.
@@ -38,8 +42,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...settings import BackendSettings
+from .bitcoind_details import DetailReader
 from .bitcoind_rpc import Rpc, RpcFailure, array, hexstr, integer, obj, sats, script_hex, with_checksum
-from .types import BackendError, Coin, ScriptRef, ScriptState, Tip
+from .details import wanted_txids
+from .types import BackendError, Coin, ScriptRef, ScriptState, Tip, TxDetail
 
 __all__ = ["BitcoindBackend", "CHAINS"]
 
@@ -84,6 +90,7 @@ class BitcoindBackend:
         self.label = settings.label
         self.network = network
         self._rpc = Rpc(settings)
+        self._details = DetailReader(self._rpc)
         self._blocks: dict[str, _Block] = {}  # the blocks above the last `since`, by hash
         self._derived: set[tuple[str, int]] = set()  # (descriptor, index) Core derives as we do
         self._scan_timed_out = False
@@ -145,8 +152,20 @@ class BitcoindBackend:
             if not own:
                 return {}
             coins = self._scan(own, since, deadline)
+            for found in coins.values():
+                for c in found.values():
+                    self._details.note(c.txid, c.height)
+                    if c.spent_by is not None and c.spent_height is not None:
+                        self._details.note(c.spent_by, c.spent_height)
             return {sc: ScriptState(sc, bool(found), tuple(sorted(found.values(), key=_coin_order)))
                     for sc, found in coins.items()}
+
+    def transactions(self, txids: Sequence[str], deadline: float) -> dict[str, TxDetail]:
+        wanted = wanted_txids(txids)
+        if not wanted:
+            return {}
+        with self._failures(deadline):
+            return self._details.read(wanted, deadline)
 
     def _scan(self, own: dict[str, ScriptRef], since: int, deadline: float) -> _Coins:
         ranged, plain = _group(own.values())

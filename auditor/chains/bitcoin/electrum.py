@@ -13,6 +13,10 @@ against the script's own outputs, which gives the coins spent recently with
 the height that created them. History and coins are separate calls, so the
 history is read again afterwards: a script whose history moved in between
 (a block, a mempool transaction) is read again, never reported half-updated.
+
+`transactions` reads raw transactions and the ones they spend (batched,
+cached), a height from a history and a merkle proof per confirmed
+transaction, checked against the block header (electrum_details.py).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ...settings import BackendSettings
+from .details import make_detail, wanted_txids
+from .electrum_details import check_proof, height_script, spent_txids, tx_inputs
 from .electrum_rpc import RpcConnection, RpcError
-from .rawtx import MAX_MONEY, RawTx, parse_header_hex, parse_tx_hex
-from .types import Backend, BackendError, Coin, ScriptRef, ScriptState, Tip
+from .rawtx import MAX_MONEY, Header, RawTx, parse_header_hex, parse_tx_hex
+from .types import Backend, BackendError, Coin, ScriptRef, ScriptState, Tip, TxDetail
 
 __all__ = ["ElectrumBackend", "scripthash"]
 
@@ -37,6 +43,7 @@ PROTOCOL = "1.4"
 MAX_ROUNDS = 3  # reads of a script whose history keeps moving before giving up
 MAX_BATCH = 250  # calls per batch whatever `concurrency` says: servers limit batch and answer sizes
 TX_CACHE = 20_000  # parsed transactions kept between polls (a txid's content never changes)
+READABLE = 200_000  # scripts remembered as having a history this server sent (electrum_details.py)
 _TXID = re.compile(r"[0-9a-f]{64}")
 _SCRIPT = re.compile(r"(?:[0-9a-f]{2})+")
 # Every signet shares one genesis block; testnet is testnet3 or testnet4. Regtest is not
@@ -77,6 +84,7 @@ class ElectrumBackend:
             batch_size=min(max(1, settings.concurrency), MAX_BATCH), on_connect=self._handshake,
         )
         self._txs: OrderedDict[str, RawTx] = OrderedDict()
+        self._readable: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- Backend -------------------------------------------------------------------------
@@ -97,6 +105,12 @@ class ElectrumBackend:
 
     def scan(self, refs: Sequence[ScriptRef], since: int, deadline: float) -> dict[str, ScriptState]:
         return self._turn(lambda d: self._scan(refs, since, d), deadline)
+
+    def transactions(self, txids: Sequence[str], deadline: float) -> dict[str, TxDetail]:
+        wanted = wanted_txids(txids)
+        if not wanted:
+            return {}
+        return self._turn(lambda d: self._details(wanted, d), deadline)
 
     def close(self) -> None:
         with self._lock:
@@ -172,13 +186,17 @@ class ElectrumBackend:
             raise BackendError(str(exc)) from None
 
     def _header(self, value: Any, method: str) -> tuple[str, int]:
+        header = self._parsed_header(value, method)
+        return header.hash, header.timestamp
+
+    def _parsed_header(self, value: Any, method: str) -> Header:
         try:
             header = parse_header_hex(value) if isinstance(value, str) else None
         except ValueError:
             header = None
         if header is None:
             raise self._malformed(method, "a block header is 160 hex characters")
-        return header.hash, header.timestamp
+        return header
 
     def _malformed(self, method: str, why: str = "") -> BackendError:
         hint = f" ({why})" if why else ""
@@ -190,7 +208,14 @@ class ElectrumBackend:
     def _histories(self, scripts: list[str], deadline: float) -> dict[str, History]:
         calls = [("blockchain.scripthash.get_history", [scripthash(s)]) for s in scripts]
         results = self._call_many(calls, deadline)
-        return {s: self._history(r) for s, r in zip(scripts, results, strict=True)}
+        histories = {s: self._history(r) for s, r in zip(scripts, results, strict=True)}
+        for s, h in histories.items():
+            if h:
+                self._readable[s] = None
+                self._readable.move_to_end(s)
+        while len(self._readable) > READABLE:
+            self._readable.popitem(last=False)
+        return histories
 
     def _history(self, result: Any) -> History:
         method = "blockchain.scripthash.get_history"
@@ -286,6 +311,53 @@ class ElectrumBackend:
         while len(self._txs) > TX_CACHE:
             self._txs.popitem(last=False)
         return found
+
+    # --- transactions ----------------------------------------------------------------------
+
+    def _details(self, txids: list[str], deadline: float) -> dict[str, TxDetail]:
+        txs = self._transactions(txids, deadline)
+        prevs = self._transactions(sorted(spent_txids(txs.values())), deadline)
+        try:
+            inputs = {t: tx_inputs(txs[t], prevs) for t in txids}
+            picks = {t: height_script(txs[t], inputs[t], self._readable) for t in txids}
+        except ValueError as exc:
+            raise self._malformed("blockchain.transaction.get", str(exc)) from None
+        histories = self._histories(sorted(set(picks.values())), deadline)
+        heights = {}
+        for t in txids:
+            height = dict(histories[picks[t]]).get(t)
+            if height is None:
+                raise BackendError(f"{self.label}: transaction {t} is missing from the history of a script it "
+                                   "touches (a reorg or a mempool eviction between two reads?); the next poll "
+                                   "reads again")
+            heights[t] = height
+        blocks = self._proven_blocks(heights, deadline)
+        out = {}
+        for t in txids:
+            header = blocks.get(heights[t])
+            try:
+                out[t] = make_detail(t, heights[t], header.hash if header else "", header.timestamp if header else 0,
+                                     inputs[t], txs[t].outputs)
+            except ValueError as exc:
+                raise self._malformed("blockchain.transaction.get", str(exc)) from None
+        return out
+
+    def _proven_blocks(self, heights: dict[str, int], deadline: float) -> dict[int, Header]:
+        """The headers at the heights of the confirmed transactions, each transaction's
+        merkle proof checked against its header (one batch for both)."""
+        confirmed = sorted({h for h in heights.values() if h})
+        proved = [(t, h) for t, h in heights.items() if h]
+        results = self._call_many([("blockchain.block.header", [h]) for h in confirmed]
+                                  + [("blockchain.transaction.get_merkle", [t, h]) for t, h in proved], deadline)
+        headers = {h: self._parsed_header(r, "blockchain.block.header")
+                   for h, r in zip(confirmed, results[:len(confirmed)], strict=True)}
+        for (t, h), answer in zip(proved, results[len(confirmed):], strict=True):
+            try:
+                check_proof(t, h, answer, headers[h])
+            except ValueError as exc:
+                raise BackendError(f"{self.label}: blockchain.transaction.get_merkle: {exc}; the chain moved "
+                                   "between two reads or the server is wrong (the next poll reads again)") from None
+        return headers
 
     def _txid(self, entry: Any, method: str) -> str:
         txid = entry.get("tx_hash") if isinstance(entry, dict) else None

@@ -11,6 +11,9 @@ to a block hash that is checked again), and the count must match exactly — a
 page that skips or repeats transactions shows up as a mismatch. A mismatch is
 retried once (a block may arrive between two requests), then it is an error.
 
+`transactions` reads one `GET /tx/:txid` per transaction: its inputs carry
+their prevouts (script and value) and its status the block (esplora_json.py).
+
 Anything else unexpected (HTTP status, timeout, malformed JSON, a value that
 is not an integer number of satoshis, more than 50 unconfirmed transactions
 on one address, which Esplora cannot list) raises `BackendError` naming the
@@ -22,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,20 +34,17 @@ from typing import Any, TypeVar
 import orjson
 
 from ...settings import BackendSettings
+from .details import wanted_txids
 from .esplora_http import HttpError, HttpPool, LoopThread
-from .types import BackendError, Coin, ScriptRef, ScriptState, Tip
+from .esplora_json import Bad, array, hash64, nonneg, obj, sat, tx_detail
+from .types import BackendError, Coin, ScriptRef, ScriptState, Tip, TxDetail
 
 __all__ = ["EsploraBackend", "CHAIN_PAGE", "MEMPOOL_LIMIT"]
 
 CHAIN_PAGE = 25  # confirmed transactions per /txs and /txs/chain page (electrs CHAIN_TXS_PER_PAGE)
 MEMPOOL_LIMIT = 50  # unconfirmed transactions /txs lists at most (electrs MAX_MEMPOOL_TXS)
-MAX_SATS = 21_000_000 * 100_000_000
-_HEX64 = re.compile(r"[0-9a-f]{64}\Z").match
 _T = TypeVar("_T")
-
-
-class _Bad(Exception):
-    """The answer does not have the documented shape."""
+_I = TypeVar("_I")
 
 
 class _Mismatch(Exception):
@@ -72,70 +71,40 @@ class _Verified:
     txs: tuple[_Tx, ...]  # newest first
 
 
-def _sat(v: Any) -> int:
-    if type(v) is not int or not 0 <= v <= MAX_SATS:
-        raise _Bad(f"value {v!r} is not an integer number of satoshis")
-    return v
-
-
-def _int(v: Any, what: str) -> int:
-    if type(v) is not int or v < 0:
-        raise _Bad(f"{what} {v!r} is not a non-negative integer")
-    return v
-
-
-def _hash(v: Any, what: str) -> str:
-    if not isinstance(v, str) or not _HEX64(v):
-        raise _Bad(f"{what} is not 64 lowercase hex digits")
-    return v
-
-
-def _obj(v: Any, what: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise _Bad(f"{what} is not a JSON object")
-    return v
-
-
-def _list(v: Any, what: str) -> list[Any]:
-    if not isinstance(v, list):
-        raise _Bad(f"{what} is not a JSON array")
-    return v
-
-
 def _parse_tx(raw: Any, script: str) -> _Tx:
-    obj = _obj(raw, "a transaction")
-    txid = _hash(obj.get("txid"), "txid")
-    status = _obj(obj.get("status"), "status")
+    tx = obj(raw, "a transaction")
+    txid = hash64(tx.get("txid"), "txid")
+    status = obj(tx.get("status"), "status")
     confirmed = status.get("confirmed")
     if confirmed is True:
-        height = _int(status.get("block_height"), "block_height")
-        block_hash: str | None = _hash(status.get("block_hash"), "block_hash")
+        height = nonneg(status.get("block_height"), "block_height")
+        block_hash: str | None = hash64(status.get("block_hash"), "block_hash")
         if height == 0:
-            raise _Bad("a confirmed transaction at height 0")
+            raise Bad("a confirmed transaction at height 0")
     elif confirmed is False:
         height, block_hash = 0, None
     else:
-        raise _Bad("status.confirmed is not a boolean")
+        raise Bad("status.confirmed is not a boolean")
     funded = []
-    for n, out in enumerate(_list(obj.get("vout"), "vout")):
-        out = _obj(out, "an output")
-        value = _sat(out.get("value"))
+    for n, out in enumerate(array(tx.get("vout"), "vout")):
+        out = obj(out, "an output")
+        value = sat(out.get("value"))
         if out.get("scriptpubkey") == script:
             funded.append((n, value))
     spent = []
-    for inp in _list(obj.get("vin"), "vin"):
-        inp = _obj(inp, "an input")
+    for inp in array(tx.get("vin"), "vin"):
+        inp = obj(inp, "an input")
         prevout = inp.get("prevout")
         if prevout is None:
             if inp.get("is_coinbase") is not True:
-                raise _Bad("an input without prevout that is not a coinbase")
+                raise Bad("an input without prevout that is not a coinbase")
             continue
-        prevout = _obj(prevout, "prevout")
-        _sat(prevout.get("value"))
+        prevout = obj(prevout, "prevout")
+        sat(prevout.get("value"))
         if prevout.get("scriptpubkey") == script:
-            spent.append((_hash(inp.get("txid"), "vin txid"), _int(inp.get("vout"), "vin vout")))
+            spent.append((hash64(inp.get("txid"), "vin txid"), nonneg(inp.get("vout"), "vin vout")))
     if not funded and not spent:
-        raise _Bad(f"transaction {txid} is in the history but neither pays nor spends the script")
+        raise Bad(f"transaction {txid} is in the history but neither pays nor spends the script")
     return _Tx(txid, height, block_hash, tuple(funded), tuple(spent))
 
 
@@ -180,7 +149,7 @@ class EsploraBackend:
 
     def tip(self, deadline: float) -> Tip:
         async def read() -> Tip:
-            block_hash = _hash((await self._text("/blocks/tip/hash", deadline)), "tip hash")
+            block_hash = hash64((await self._text("/blocks/tip/hash", deadline)), "tip hash")
             return await self._block(block_hash, None, deadline)
         return self._run(read(), deadline)
 
@@ -198,6 +167,14 @@ class EsploraBackend:
             return {}
         return self._run(self._scan(refs, since, deadline), deadline)
 
+    def transactions(self, txids: Sequence[str], deadline: float) -> dict[str, TxDetail]:
+        """One `GET /tx/:txid` per transaction (`concurrency` at a time): its inputs
+        carry their prevouts and its status the block."""
+        wanted = wanted_txids(txids)
+        if not wanted:
+            return {}
+        return self._run(self._details(wanted, deadline), deadline)
+
     def close(self) -> None:
         with self._loop_lock:
             if self._loop is not None:
@@ -208,6 +185,10 @@ class EsploraBackend:
     # ------------------------------------------------------------ plumbing
 
     def _run(self, coro: Awaitable[_T], deadline: float) -> _T:
+        if deadline <= time.monotonic():
+            if asyncio.iscoroutine(coro):
+                coro.close()  # never started: close it rather than leave it unawaited
+            raise BackendError(f"{self.label}: no complete answer before the poll deadline")
         with self._loop_lock:  # the client may call from several threads
             if self._loop is None:
                 self._loop = LoopThread(f"esplora {self.label}")
@@ -224,7 +205,7 @@ class EsploraBackend:
             return loop.run(bounded(), deadline - time.monotonic() + 1.0)
         except HttpError as exc:
             raise BackendError(f"{self.label}: {exc}") from None
-        except _Bad as exc:
+        except Bad as exc:
             raise BackendError(f"{self.label}: malformed answer: {exc}") from None
 
     async def _get(self, path: str, deadline: float, what: str) -> bytes:
@@ -254,18 +235,18 @@ class EsploraBackend:
     async def _height_hash(self, height: int, deadline: float) -> str:
         text = await self._text(f"/block-height/{height}", deadline)
         try:
-            return _hash(text, f"the hash of block {height}")
-        except _Bad as exc:
+            return hash64(text, f"the hash of block {height}")
+        except Bad as exc:
             raise BackendError(f"{self.label}: {exc}") from None
 
     async def _block(self, block_hash: str, height: int | None, deadline: float) -> Tip:
         raw = await self._json(f"/block/{block_hash}", deadline, "block")
         try:
-            obj = _obj(raw, "block")
-            h, ts = _int(obj.get("height"), "height"), _int(obj.get("timestamp"), "timestamp")
-            if obj.get("id") != block_hash or (height is not None and h != height):
-                raise _Bad(f"asked for block {block_hash}, got another")
-        except _Bad as exc:
+            block = obj(raw, "block")
+            h, ts = nonneg(block.get("height"), "height"), nonneg(block.get("timestamp"), "timestamp")
+            if block.get("id") != block_hash or (height is not None and h != height):
+                raise Bad(f"asked for block {block_hash}, got another")
+        except Bad as exc:
             raise BackendError(f"{self.label}: block: {exc}") from None
         return Tip(h, block_hash, ts)
 
@@ -280,21 +261,49 @@ class EsploraBackend:
                 hashes[height] = asyncio.ensure_future(self._height_hash(height, deadline))
             return hashes[height]
 
+        async def read(ref: ScriptRef) -> None:
+            out[ref.script] = await self._read(ref, since, deadline, hash_at)
+
+        try:
+            await self._each(refs, read)
+        except BaseException:
+            for t in hashes.values():
+                t.cancel()
+            await asyncio.gather(*hashes.values(), return_exceptions=True)
+            raise
+        return out
+
+    async def _each(self, items: Sequence[_I], work: Callable[[_I], Awaitable[None]]) -> None:
+        """`work(item)` for every item, `concurrency` at a time; the first failure
+        cancels the rest and is raised."""
         counter = itertools.count()
 
         async def worker() -> None:
-            while (i := next(counter)) < len(refs):
-                ref = refs[i]
-                out[ref.script] = await self._read(ref, since, deadline, hash_at)
+            while (i := next(counter)) < len(items):
+                await work(items[i])
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self._concurrency, len(refs)))]
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self._concurrency, len(items)))]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
-            for t in [*tasks, *hashes.values()]:
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, *hashes.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    # ------------------------------------------------------------ transactions
+
+    async def _details(self, txids: Sequence[str], deadline: float) -> dict[str, TxDetail]:
+        out: dict[str, TxDetail] = {}
+
+        async def read(txid: str) -> None:
+            raw = await self._json(f"/tx/{txid}", deadline, f"tx {txid}")
+            try:
+                out[txid] = tx_detail(raw, txid)
+            except Bad as exc:
+                raise BackendError(f"{self.label}: tx {txid}: malformed answer: {exc}") from None
+
+        await self._each(txids, read)
         return out
 
     async def _read(self, ref: ScriptRef, since: int, deadline: float,
@@ -306,7 +315,7 @@ class EsploraBackend:
             try:
                 txs = await self._history(base, ref.script, deadline, hash_at)
                 return ScriptState(ref.script, bool(txs), _coins(txs, since))
-            except _Bad as exc:
+            except Bad as exc:
                 raise BackendError(f"{self.label}: {where}: malformed answer: {exc}") from None
             except _Mismatch as exc:
                 self._verified.pop(ref.script, None)
@@ -318,17 +327,17 @@ class EsploraBackend:
     async def _history(self, base: str, script: str, deadline: float,
                        hash_at: Callable[[int], Awaitable[str]]) -> list[_Tx]:
         """The complete history of `script` (mempool first, then confirmed newest first)."""
-        first = [_parse_tx(t, script) for t in _list(await self._json(base + "/txs", deadline, "txs"), "txs")]
+        first = [_parse_tx(t, script) for t in array(await self._json(base + "/txs", deadline, "txs"), "txs")]
         mem = [t for t in first if t.height == 0]
         conf = [t for t in first if t.height > 0]
         if first[:len(mem)] != mem or len(mem) > MEMPOOL_LIMIT or len(conf) > CHAIN_PAGE:
-            raise _Bad("/txs is not up to 50 unconfirmed then up to 25 confirmed transactions")
+            raise Bad("/txs is not up to 50 unconfirmed then up to 25 confirmed transactions")
         _check_order(conf, None)
         if len(conf) < CHAIN_PAGE and len(mem) < MEMPOOL_LIMIT:
             return first  # the whole history in one answer
-        stats = _obj(await self._json(base, deadline, "address"), "address")
-        chain_count = _int(_obj(stats.get("chain_stats"), "chain_stats").get("tx_count"), "tx_count")
-        mem_count = _int(_obj(stats.get("mempool_stats"), "mempool_stats").get("tx_count"), "tx_count")
+        stats = obj(await self._json(base, deadline, "address"), "address")
+        chain_count = nonneg(obj(stats.get("chain_stats"), "chain_stats").get("tx_count"), "tx_count")
+        mem_count = nonneg(obj(stats.get("mempool_stats"), "mempool_stats").get("tx_count"), "tx_count")
         if mem_count > MEMPOOL_LIMIT or (len(mem) == MEMPOOL_LIMIT and mem_count != MEMPOOL_LIMIT):
             raise BackendError(f"{self.label}: {base.split('/')[2]} has more than {MEMPOOL_LIMIT} unconfirmed "
                                "transactions, which Esplora cannot list: read it through an Electrum or "
@@ -350,9 +359,9 @@ class EsploraBackend:
         page = conf
         while len(page) == CHAIN_PAGE and not (known and conf[-1].height <= known.height):
             raw = await self._json(f"{base}/txs/chain/{conf[-1].txid}", deadline, "txs/chain")
-            page = [_parse_tx(t, script) for t in _list(raw, "txs/chain")]
+            page = [_parse_tx(t, script) for t in array(raw, "txs/chain")]
             if len(page) > CHAIN_PAGE or any(t.height == 0 for t in page):
-                raise _Bad("a /txs/chain page is not up to 25 confirmed transactions")
+                raise Bad("a /txs/chain page is not up to 25 confirmed transactions")
             _check_order(page, conf[-1])
             conf = conf + page
         if len({t.txid for t in conf}) != len(conf):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["RawTx", "Header", "parse_tx", "parse_tx_hex", "parse_header", "parse_header_hex", "sha256d"]
+__all__ = ["RawTx", "Header", "parse_tx", "parse_tx_hex", "parse_header", "parse_header_hex", "sha256d",
+           "merkle_branch_root"]
 
 MAX_MONEY = 21_000_000 * 100_000_000
 _HEADER_SIZE = 80
@@ -34,6 +35,7 @@ class Header:
     hash: str  # display order
     prev_hash: str  # display order
     timestamp: int  # unix seconds
+    merkle_root: str = ""  # display order
 
 
 def sha256d(data: bytes) -> bytes:
@@ -162,8 +164,25 @@ def parse_header(raw: bytes) -> Header:
         hash=sha256d(raw)[::-1].hex(),
         prev_hash=raw[4:36][::-1].hex(),
         timestamp=int.from_bytes(raw[68:72], "little"),
+        merkle_root=raw[36:68][::-1].hex(),
     )
 
 
 def parse_header_hex(text: str) -> Header:
     return parse_header(_unhex(text, "block header"))
+
+
+def merkle_branch_root(txid: str, branch: list[str], pos: int) -> str:
+    """The merkle root (display order) that `txid` at position `pos` of its block
+    leads to through `branch` (sibling hashes in display order, deepest first, as
+    Electrum's `blockchain.transaction.get_merkle` gives them). ValueError when
+    the branch is malformed or too short for `pos`."""
+    if not 0 <= pos < 1 << len(branch):
+        raise ValueError(f"position {pos} does not fit a branch of {len(branch)} hashes")
+    node = _unhex(txid, "txid")[::-1]
+    for depth, sibling in enumerate(branch):
+        other = _unhex(sibling, "a merkle branch hash")[::-1]
+        if len(other) != 32 or len(node) != 32:
+            raise ValueError("a merkle branch hash is not 32 bytes")
+        node = sha256d(other + node) if (pos >> depth) & 1 else sha256d(node + other)
+    return node[::-1].hex()

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["BackendError", "Tip", "ScriptRef", "Coin", "ScriptState", "Backend"]
+__all__ = ["BackendError", "Tip", "ScriptRef", "Coin", "ScriptState", "TxDetail", "Backend"]
 
 
 class BackendError(Exception):
@@ -80,6 +80,22 @@ class ScriptState:
     coins: tuple[Coin, ...] = ()
 
 
+@dataclass(frozen=True)
+class TxDetail:
+    """One transaction with what transfer ingestion needs: every input with the
+    output it spends (script and value, so fees and senders are known) and
+    every output. `height` 0, `block_hash` "" and `timestamp` 0 for a mempool
+    transaction; otherwise the block's height, hash and header time. A
+    coinbase transaction has no inputs."""
+
+    txid: str
+    height: int  # 0 = mempool
+    block_hash: str  # "" for the mempool
+    timestamp: int  # unix seconds of the block header; 0 for the mempool
+    inputs: tuple[tuple[str, int, str, int], ...]  # (prev txid, vout, script hex, value sat)
+    outputs: tuple[tuple[str, int], ...]  # (script hex, value sat)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One server of one Bitcoin chain. Every method raises `BackendError`
@@ -94,6 +110,15 @@ class Backend(Protocol):
 
     def scan(self, refs: Sequence[ScriptRef], since: int, deadline: float) -> dict[str, ScriptState]:
         """States keyed by `ScriptRef.script`, one for every ref given."""
+        ...
+
+    def transactions(self, txids: Sequence[str], deadline: float) -> dict[str, TxDetail]:
+        """One `TxDetail` per txid given (keyed by txid), each checked to be the
+        transaction asked for, with the value and script of every input's
+        previous output. Any trouble (a txid the server does not know, a
+        malformed or inconsistent answer, the deadline) raises `BackendError`
+        naming the backend by `label` only, never a partial answer. A txid
+        that is not 64 lowercase hex digits is the caller's bug: ValueError."""
         ...
 
     def close(self) -> None: ...
