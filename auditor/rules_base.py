@@ -129,11 +129,15 @@ class RuleInput:
     # `transfers` are those first ingested this cycle, classified (flows.classify);
     # None: transfers are not tracked this cycle and the transfer rules are silent.
     transfers: tuple[Classified, ...] | None = None
-    # chains whose transfers are tracked, also while their ingestion lags behind the
-    # watch block (those transfers arrive in a later cycle); None with `transfers` set:
-    # every chain. hot_drain and cold_outflow judge these chains' wallets by transfers,
-    # the other chains' by balances and nonces only.
+    # chains whose transfers were ingested up to this cycle's watch block; None with
+    # `transfers` set: every chain. hot_drain judges these chains' wallets by transfers,
+    # the other chains' by balances.
     tracked_chains: frozenset[str] | None = None
+    # chains with transfer ingestion at all, also while it fails or lags behind the watch
+    # block (those transfers arrive in a later cycle, and an approval must not be used up
+    # by the balance check first); None: `tracked_chains`. cold_outflow judges these
+    # chains' cold wallets by transfers, the other chains' by balances and nonces.
+    transfer_chains: frozenset[str] | None = None
     # classified transfers of tracked chains within the longest hot_drain window
     # (this cycle's may be repeated here): what hot_drain counts as outflows
     window_transfers: tuple[Classified, ...] = ()
@@ -144,9 +148,15 @@ class RuleInput:
     reconcile_chains: frozenset[str] = frozenset()
 
     def tracks(self, chain: str) -> bool:
-        """Whether this cycle's transfers of `chain` are tracked (see `transfers`)."""
+        """Whether `chain`'s transfers are ingested up to this cycle's watch block."""
         return self.transfers is not None and (self.tracked_chains is None
                                                or chain in self.tracked_chains)
+
+    def ingests(self, chain: str) -> bool:
+        """Whether `chain`'s transfers are ingested at all (see `transfer_chains`)."""
+        if self.transfer_chains is None:
+            return self.tracks(chain)
+        return self.transfers is not None and chain in self.transfer_chains
 
     def in_scope(self, asset: str) -> bool:
         scope = self.rules.scope_classes

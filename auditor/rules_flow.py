@@ -156,17 +156,18 @@ def native_asset(inp: RuleInput, chain: str) -> str | None:
 def cold_outflow(inp: RuleInput) -> Evaluation:
     """Any movement of a cold wallet that no unused approval item covers.
 
-    On chains whose transfers are tracked (`inp.tracks`), each outgoing
+    On chains whose transfers are ingested (`inp.ingests`), each outgoing
     transfer and ERC-20 approval is checked against the items
     (`rules_cold.cold_transfers`, with the transaction and destination in the
     finding); then, only where the ingestion covered exactly the blocks
     between the two readings (`reconcile_chains`), the balance/nonce check
     below runs on what those transfers do not explain (a movement no log
     showed), so one movement never fires twice nor uses two items. Where
-    transfers are tracked but not reconciled (ingestion catching up), the
-    transfer check alone decides: its transfers arrive in a later cycle.
+    transfers are ingested but not reconciled (ingestion failing or catching
+    up), the transfer check alone decides: its transfers arrive in a later
+    cycle, and a balance check now would use up their approval first.
 
-    Balance/nonce check (chains without transfer tracking): any fall or nonce
+    Balance/nonce check (chains without transfer ingestion): any fall or nonce
     increase since the last reading of the chain. An item covers a fall of
     exactly its amount (the native coin: the amount plus at most
     `GAS_ALLOWANCE` for the fee), between `not_before` and `not_after`, when
@@ -185,7 +186,7 @@ def cold_outflow(inp: RuleInput) -> Evaluation:
         if w.tier != "cold":
             continue
         fs: list[Finding] = []
-        if inp.tracks(w.chain):
+        if inp.ingests(w.chain):
             seen = cold_transfers(inp, w, native_asset(inp, w.chain), used, consumed)
             fs = seen.findings
             if has_prev and w.chain in inp.reconcile_chains:

@@ -435,3 +435,18 @@ def test_cold_outflow_balance_check_unchanged_on_untracked_chains() -> None:
     ev = _cold([], [], prev_watch={(COLD, "ETH"): 1000 * ETH}, watch_now={(COLD, "ETH"): 950 * ETH},
                tracked_chains=frozenset({"bitcoin"}))
     assert [f.subject for f in ev.findings] == [f"{COLD}/ETH"]
+
+
+def test_cold_outflow_waits_for_transfers_when_ingestion_failed_this_cycle() -> None:
+    # ethereum's ingestion failed (not tracked this cycle) but it is ingested: the approved
+    # movement's item is left for the transfer that arrives next cycle
+    common: dict[str, Any] = dict(prev_watch={(COLD, "ETH"): 1000 * ETH, (HOT, "ETH"): 0},
+                                  watch_now={(COLD, "ETH"): 950 * ETH, (HOT, "ETH"): 50 * ETH},
+                                  tracked_chains=frozenset())
+    now = _cold([], [item()], transfer_chains=frozenset({"ethereum"}), **common)
+    assert now.findings == () and now.consumed == frozenset()
+    later = _cold([tr(COLD_ADDR, HOT_ADDR, 50 * ETH)], [item()])
+    assert later.findings == () and later.consumed == {"a-1"}
+    # without ingestion on that chain the balance check decides at once
+    balance = _cold([], [item()], transfer_chains=frozenset(), **common)
+    assert balance.findings == () and balance.consumed == {"a-1"}
