@@ -473,3 +473,14 @@ def test_a_reorg_moves_a_transaction_back_to_the_mempool_and_a_dropped_one_fails
         assert b.transactions([kept], soon())[kept] == oracle(small, kept)
     finally:
         stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_coinbase_has_no_inputs_through_every_backend(small: SimChain, kind: str) -> None:
+    coinbase = small.block(1).txids[0]  # pays the faucet
+    b, stop = _backend_on(kind, small)
+    try:
+        got = b.transactions([coinbase], soon())[coinbase]
+    finally:
+        stop()
+    assert got == oracle(small, coinbase) and got.inputs == ()
