@@ -93,6 +93,10 @@ class ChainReading:
     wallet_addresses: dict[str, tuple[str, ...]] | None = None
     # Discovery progress to remember: "wallet|branch descriptor" → highest used index.
     discovery: dict[str, int] = field(default_factory=dict)
+    # Chains whose client reads transfers with the balances (Bitcoin): what it read
+    # since the stored ingestion cursor, and the first block a reorg took away.
+    transfers: TransferBatch | None = None
+    transfers_rollback: int | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from ...model import BlockRef, ChainReading, ChainView, ProviderProblem
+from ...model import BlockRef, ChainReading, ChainView, ProviderProblem, TransferBatch
 from ...settings import AssetSettings, BackendSettings, ChainSettings, WalletSettings
 from . import descriptors
 from .types import Backend, BackendError, Coin, ScriptRef, ScriptState, Tip
@@ -47,6 +47,7 @@ __all__ = ["BitcoinClient", "make_backend", "MAX_LAG", "settled_value", "watch_v
 MAX_LAG = 5
 MAX_DISAGREEMENTS = 5
 MAX_ROUNDS = 1000  # discovery rounds per read; each adds ≥ 1 index per growing branch
+MAX_TRANSFER_BLOCKS = 1000  # blocks of transfer history per read (Core's getblock window, ~7 days)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -140,10 +141,16 @@ class BitcoinClient:
             raise ValueError(f"chain {chain.name!r} has no backend")
         self._backends = list(backends)
         self._known: dict[str, int] = {}
+        self._ingest: tuple[int | None, dict[int, str]] | None = None  # None: no transfer ingestion
 
     def resume(self, known: Mapping[str, int]) -> None:
         """The highest used index per branch from earlier reads (the store's)."""
         self._known = dict(known)
+
+    def resume_transfers(self, cursor: int | None, hashes: Mapping[int, str]) -> None:
+        """Also read the transfers since `cursor` (the last ingested block; None:
+        from the tip on), checking `hashes` (stored block hashes) for a reorg."""
+        self._ingest = (cursor, dict(hashes))
 
     def close(self) -> None:
         for b in self._backends:
@@ -187,6 +194,9 @@ class BitcoinClient:
                     f"tip ({scan.tip.height} < {highest}); not used this cycle"))
         w = min(s.tip.height for s in live.values())
         s_height = max(0, w - self.chain.confirmations + 1)
+        ingest = self._ingest_from(by_label[next(iter(live))], w, deadline, problems) \
+            if self._ingest is not None else None
+        since = s_height if ingest is None else min(s_height, ingest[0])
 
         plain, branches = self._plan(wallets)
         refs: dict[str, ScriptRef] = {r.script: r for r in plain}
@@ -195,7 +205,7 @@ class BitcoinClient:
         for br in branches:
             batch += self._grow(br, refs, owner, max(br.floor, br.last_used + 1) + br.gap)
         for _round in range(MAX_ROUNDS):
-            answers = _gather({label: partial(by_label[label].scan, batch, s_height, deadline)
+            answers = _gather({label: partial(by_label[label].scan, batch, since, deadline)
                                for label in live}, deadline)
             for label, answer in answers.items():
                 if isinstance(answer, BackendError):
@@ -256,6 +266,10 @@ class BitcoinClient:
         w_ref = BlockRef(first.tip.height, _hex(first.tip.hash), first.tip.timestamp)
         sv = {(refs[sc].address, asset): v for sc, v in settled[first.label].items()}
         wv = {(refs[sc].address, asset): v for sc, v in _watch(first, used).items()}
+        transfers, problem = (None, None) if ingest is None else \
+            self._transfers(by_label[first.label], first, used, refs, owner, ingest[0], w, deadline)
+        if problem is not None:
+            problems.append(problem)
         wallet_addresses: dict[str, list[str]] = {w.name: [] for w in wallets}
         for sc in sorted(used, key=lambda sc: (owner[sc], refs[sc].descriptor or "", refs[sc].index or 0,
                                              refs[sc].address)):
@@ -264,7 +278,65 @@ class BitcoinClient:
             self.name, True, ChainView(s_ref, sv, {}), ChainView(w_ref, wv, {}),
             head_timestamp=first.tip.timestamp, problems=tuple(problems),
             wallet_addresses={k: tuple(v) for k, v in wallet_addresses.items()},
-            discovery={br.key: br.last_used for br in branches if br.ranged and br.last_used >= 0})
+            discovery={br.key: br.last_used for br in branches if br.ranged and br.last_used >= 0},
+            transfers=transfers, transfers_rollback=ingest[1] if ingest is not None else None)
+
+    # --- transfers -------------------------------------------------------------------
+
+    def _ingest_from(self, backend: Backend, tip: int, deadline: float,
+                     problems: list[ProviderProblem]) -> tuple[int, int | None] | None:
+        """(the last block already ingested, the first block a reorg took away or None);
+        None: transfers cannot be read this cycle (a warning says why)."""
+        assert self._ingest is not None
+        cursor, hashes = self._ingest
+        if cursor is None:
+            return tip - 1, None
+        rollback = None
+        try:
+            if cursor in hashes and (cursor > tip or backend.block_hash(cursor, deadline) != hashes[cursor]):
+                rollback = next((n for n in sorted(hashes)
+                                 if n > tip or backend.block_hash(n, deadline) != hashes[n]), None)
+        except BackendError as exc:
+            problems.append(ProviderProblem("warning", backend.label, "transfers not read this cycle ("
+                                            f"{str(exc).removeprefix(backend.label + ': ')}); drains are "
+                                            "judged on balances meanwhile"))
+            return None
+        if rollback is not None:
+            cursor = rollback - 1
+        if cursor < tip - MAX_TRANSFER_BLOCKS:
+            problems.append(ProviderProblem(
+                "warning", backend.label, f"transfers of blocks {cursor + 1}–{tip - MAX_TRANSFER_BLOCKS} "
+                f"not ingested: more than {MAX_TRANSFER_BLOCKS} blocks since the last poll; balances "
+                "and later transfers are read as usual"))
+            cursor = tip - MAX_TRANSFER_BLOCKS
+        return cursor, rollback
+
+    def _transfers(self, backend: Backend, scan: _Scan, used: set[str], refs: Mapping[str, ScriptRef],
+                   owner: Mapping[str, str], cursor: int, tip: int,
+                   deadline: float) -> tuple[TransferBatch | None, ProviderProblem | None]:
+        """The transfers of own coins created or spent above `cursor` (or in the mempool)."""
+        from .transfers import bitcoin_transfers
+
+        txids: set[str] = set()
+        for sc in used:
+            for c in scan.states[sc].coins:
+                if c.height == 0 or c.height > cursor:
+                    txids.add(c.txid)
+                if c.spent_by and (c.spent_height == 0 or (c.spent_height or 0) > cursor):
+                    txids.add(c.spent_by)
+        try:
+            details = backend.transactions(sorted(txids), deadline) if txids else {}
+        except BackendError as exc:
+            return None, ProviderProblem("warning", backend.label, "transfers not read this cycle "
+                                         f"({str(exc).removeprefix(backend.label + ': ')}); drains are judged "
+                                         "on balances meanwhile")
+        own = {sc: (owner[sc], refs[sc].address) for sc in used}
+        found = bitcoin_transfers(self.name, self.chain.native_asset or "BTC", details.values(), own,
+                                  self.network)
+        hashes = {d.height: d.block_hash for d in details.values() if d.height > 0}
+        hashes[tip] = scan.tip.hash if scan.tip.height == tip else hashes.get(tip, "")
+        hashes = {n: h for n, h in hashes.items() if h}
+        return TransferBatch(self.name, cursor + 1, tip, tuple(found), hashes), None
 
     def _plan(self, wallets: Sequence[WalletSettings]) -> tuple[list[ScriptRef], list[_Branch]]:
         plain: list[ScriptRef] = []
@@ -379,7 +451,7 @@ def _failed(name: str, error: str, problems: list[ProviderProblem]) -> ChainRead
 
 def _with_elapsed(r: ChainReading, elapsed: float) -> ChainReading:
     return ChainReading(r.chain, r.ok, r.settled, r.watch, r.head_timestamp, r.problems, r.error,
-                        elapsed, r.wallet_addresses, r.discovery)
+                        elapsed, r.wallet_addresses, r.discovery, r.transfers, r.transfers_rollback)
 
 
 def _gather(tasks: Mapping[str, Callable[[], T]], deadline: float) -> dict[str, T | BackendError]:
