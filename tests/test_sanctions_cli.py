@@ -143,3 +143,19 @@ def test_check_asks_the_oracle_when_configured(run, anvil, contracts, monkeypatc
     assert r.exit_code == 1 and "LISTED in oracle" in r.stdout
     r = run("sanctions", "check", new_address())
     assert r.exit_code == 0, r.output
+
+
+def test_the_sanctions_section_of_the_config_file_is_what_the_commands_use(tmp_path):
+    (tmp_path / "ours.txt").write_text(f"{BTC_LISTED.upper()}\n")
+    cfg = write(tmp_path, full_config() + "sanctions:\n  lists: [builtin, {source: ours.txt, label: ours}]\n"
+                "  cache_dir: cache\n")
+    runner = CliRunner(env={"SOC_SECRET": "x"})
+    r = runner.invoke(cli, ["-c", str(cfg), "sanctions", "check", BTC_LISTED])
+    assert r.exit_code == 1 and "(bitcoin): LISTED in builtin, ours" in r.stdout
+    r = runner.invoke(cli, ["-c", str(cfg), "sanctions", "update"])
+    assert r.exit_code == 0 and [line.split(":")[0] for line in r.stdout.splitlines()] == ["builtin", "ours"]
+
+
+def test_without_a_sanctions_section_the_builtin_list_is_used(run):
+    r = run("sanctions", "update")
+    assert r.exit_code == 0 and r.stdout.startswith("builtin: the shipped snapshot")
