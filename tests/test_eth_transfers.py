@@ -3,6 +3,7 @@ through a local proxy that hides methods, caps log ranges or corrupts answers.""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -468,6 +469,24 @@ def test_a_passed_deadline_or_a_slow_node_raises_instead_of_returning_part(eth_w
     proxy.delay = 1.0
     with pytest.raises(RpcFailure):
         ingest(eth_world, [wallet([hot])], first, url=proxy.url, seconds=0.3)
+
+
+def test_the_cycle_collector_is_paused_only_while_reading_and_its_state_restored(eth_world: EthWorld) -> None:
+    hot = eth_world.new_address()
+    first = next_block(eth_world)
+    eth_world.fund(hot, usdc=1)
+    try:
+        assert gc.isenabled()
+        ingest(eth_world, [wallet([hot])], first)
+        assert gc.isenabled()
+        with pytest.raises(RpcFailure):
+            ingest(eth_world, [wallet([hot])], first, seconds=-1)
+        assert gc.isenabled()
+        gc.disable()  # an application that runs without the collector keeps it off
+        ingest(eth_world, [wallet([hot])], first)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_range_that_is_not_one_is_refused(eth_world: EthWorld) -> None:

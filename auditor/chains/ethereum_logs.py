@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .ethereum_rpc import RawParams, RpcConnection, RpcFailure
 
@@ -39,6 +38,7 @@ TOPICS_PER_FILTER = 1000  # watched addresses per topic position (geth's logQuer
 TOKENS_PER_FILTER = 1000  # contract addresses per filter (same limit)
 _TOPIC_ADDRESS = re.compile(r"0x0{24}[0-9a-fA-F]{40}\Z").match
 _WORD = re.compile(r"0x[0-9a-fA-F]{64}\Z").match
+_ADDRESSES_AND_WORD = re.compile(r"0x0{24}[0-9a-fA-F]{40}0x0{24}[0-9a-fA-F]{40}0x[0-9a-fA-F]{64}\Z").match
 _QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,16}\Z").match
 # A node refusing a range as too big (Infura -32005 "more than 10000 results", Alchemy
 # "log response size exceeded", QuickNode "limited to a 10,000 range", timeouts). Limits
@@ -48,9 +48,9 @@ _TOO_BIG = re.compile(r"more than|too many|limit|range|exceed|too large|response
 _NOT_RANGE = re.compile(r"topic|address", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class TokenLog:
-    """One decoded log. `sender`/`recipient` are from/to (Transfer) or owner/spender (Approval)."""
+class TokenLog(NamedTuple):
+    """One decoded log. `sender`/`recipient` are from/to (Transfer) or owner/spender (Approval).
+    A tuple, not a dataclass: tens of thousands are made per read."""
 
     block: int
     block_hash: str
@@ -91,8 +91,8 @@ def _task(conn: RpcConnection, contracts: list[str], topics: list[Any], start: i
     shape = json.dumps({"address": contracts, "topics": topics}, separators=(",", ":"))[1:]
 
     def run() -> list[TokenLog]:
-        return [decode_log(raw, tokens, watched, start, end)
-                for raw in _get_logs(conn, shape, start, end, deadline)]
+        decode = _Decoder(tokens, watched, start, end)
+        return [decode(raw) for raw in _get_logs(conn, shape, start, end, deadline)]
 
     return run
 
@@ -115,47 +115,80 @@ def _get_logs(conn: RpcConnection, shape: str, start: int, end: int, deadline: f
 
 def decode_log(raw: Any, tokens: Collection[str], watched: Collection[str], first: int, last: int) -> TokenLog:
     """A Transfer or Approval log, checked against what the filter asked for."""
-    try:
-        topics, data, token = raw["topics"], raw["data"], raw["address"].lower()
-        number, block_hash, tx = raw["blockNumber"], raw["blockHash"], raw["transactionHash"]
-        tx_index, log_index = raw["transactionIndex"], raw["logIndex"]
-    except (KeyError, TypeError, AttributeError):
-        raise RpcFailure(f"eth_getLogs: malformed log object {str(raw)[:80]!r}") from None
-    if type(topics) is not list or len(topics) != 3 or not all(type(t) is str for t in topics):
-        raise RpcFailure(f"log {log_index} of block {number}: expected 3 topics (ERC-20 Transfer/Approval), "
-                         f"got {topics!r:.200}; is {token} an ERC-20 token?")
-    topic0 = topics[0].lower()
-    if topic0 != TRANSFER_TOPIC and topic0 != APPROVAL_TOPIC:
-        raise RpcFailure(f"log {log_index} of block {number}: topic0 {topic0[:20]}… is not Transfer or "
-                         "Approval: the node ignored the filter")
-    if not (_TOPIC_ADDRESS(topics[1]) and _TOPIC_ADDRESS(topics[2])):
-        raise RpcFailure(f"log {log_index} of block {number}: an address topic is not a padded address "
-                         f"({topics[1][:70]!r}, {topics[2][:70]!r})")
-    if type(data) is not str or not _WORD(data):
-        raise RpcFailure(f"log {log_index} of block {number} from {token}: data is not exactly 32 bytes "
-                         f"({str(data)[:80]!r}); is it an ERC-20 token?")
-    approval = topic0 == APPROVAL_TOPIC
-    sender, recipient = "0x" + topics[1][26:].lower(), "0x" + topics[2][26:].lower()
-    if token not in tokens or not (sender in watched or (not approval and recipient in watched)):
-        raise RpcFailure(f"log {log_index} of block {number}: not what the filter asked for "
-                         f"({token}, {sender}, {recipient}): the node ignored the filter")
-    if raw.get("removed"):
-        raise RpcFailure(f"log {log_index} of block {number} is marked removed (reorg during the read?)")
-    log = TokenLog(_quantity(number, "blockNumber"), _hash(block_hash, "blockHash"), _hash(tx, "transactionHash"),
-                   _quantity(tx_index, "transactionIndex"), _quantity(log_index, "logIndex"), token, approval,
-                   sender, recipient, int(data, 16))
-    if not first <= log.block <= last:
-        raise RpcFailure(f"eth_getLogs for blocks {first}..{last} returned a log of block {log.block}")
-    return log
+    return _Decoder(tokens, watched, first, last)(raw)
+
+
+class _Decoder:
+    """Decodes the logs of one answer. Fields that many logs share (block number and
+    hash, transaction hash and index) are checked once and remembered: 50,000 logs
+    must decode in a fraction of a second."""
+
+    def __init__(self, tokens: Collection[str], watched: Collection[str], first: int, last: int) -> None:
+        self.tokens, self.watched, self.first, self.last = tokens, watched, first, last
+        self.numbers: dict[str, int] = {}  # quantity text already checked → value
+        self.hashes: dict[str, str] = {}  # 32-byte hash text already checked → lowercase
+
+    def __call__(self, raw: Any) -> TokenLog:
+        try:
+            topics, data, token = raw["topics"], raw["data"], raw["address"]
+            number, block_hash, tx = raw["blockNumber"], raw["blockHash"], raw["transactionHash"]
+            tx_index, log_index = raw["transactionIndex"], raw["logIndex"]
+        except (KeyError, TypeError):
+            raise RpcFailure(f"eth_getLogs: malformed log object {str(raw)[:80]!r}") from None
+        if type(topics) is not list or len(topics) != 3:
+            raise RpcFailure(f"log {log_index} of block {number}: expected 3 topics (ERC-20 Transfer/Approval), "
+                             f"got {topics!r:.200}; is {token} an ERC-20 token?")
+        topic0, topic1, topic2 = topics
+        # One match checks both address topics and the 32-byte data (the common case).
+        if not (type(topic1) is str and type(topic2) is str and type(data) is str
+                and _ADDRESSES_AND_WORD(topic1 + topic2 + data)):
+            raise self._shape_error(topic1, topic2, data, log_index, number, token)
+        if topic0 != TRANSFER_TOPIC and topic0 != APPROVAL_TOPIC:
+            topic0 = str(topic0).lower()
+            if topic0 != TRANSFER_TOPIC and topic0 != APPROVAL_TOPIC:
+                raise RpcFailure(f"log {log_index} of block {number}: topic0 {topic0[:20]}… is not Transfer or "
+                                 "Approval: the node ignored the filter")
+        approval = topic0 == APPROVAL_TOPIC
+        sender, recipient = "0x" + topic1[26:].lower(), "0x" + topic2[26:].lower()
+        if token not in self.tokens:
+            token = str(token).lower()
+        if token not in self.tokens or not (sender in self.watched
+                                            or (not approval and recipient in self.watched)):
+            raise RpcFailure(f"log {log_index} of block {number}: not what the filter asked for "
+                             f"({token}, {sender}, {recipient}): the node ignored the filter")
+        if raw.get("removed"):
+            raise RpcFailure(f"log {log_index} of block {number} is marked removed (reorg during the read?)")
+        block = self._number(number, "blockNumber")
+        if not self.first <= block <= self.last:
+            raise RpcFailure(f"eth_getLogs for blocks {self.first}..{self.last} returned a log of block {block}")
+        return TokenLog(block, self._hash(block_hash, "blockHash"), self._hash(tx, "transactionHash"),
+                        self._number(tx_index, "transactionIndex"), _quantity(log_index, "logIndex"), token,
+                        approval, sender, recipient, int(data, 16))
+
+    def _number(self, value: Any, what: str) -> int:
+        known = self.numbers.get(value) if type(value) is str else None
+        if known is None:
+            known = self.numbers[value] = _quantity(value, what)
+        return known
+
+    def _hash(self, value: Any, what: str) -> str:
+        known = self.hashes.get(value) if type(value) is str else None
+        if known is None:
+            if not (type(value) is str and _WORD(value)):
+                raise RpcFailure(f"log {what}: not a 32-byte hash: {str(value)[:70]!r}")
+            known = self.hashes[value] = value.lower()
+        return known
+
+    @staticmethod
+    def _shape_error(topic1: Any, topic2: Any, data: Any, log_index: Any, number: Any, token: Any) -> RpcFailure:
+        if not (type(topic1) is str and _TOPIC_ADDRESS(topic1) and type(topic2) is str and _TOPIC_ADDRESS(topic2)):
+            return RpcFailure(f"log {log_index} of block {number}: an address topic is not a padded address "
+                              f"({str(topic1)[:70]!r}, {str(topic2)[:70]!r})")
+        return RpcFailure(f"log {log_index} of block {number} from {token}: data is not exactly 32 bytes "
+                          f"({str(data)[:80]!r}); is it an ERC-20 token?")
 
 
 def _quantity(value: Any, what: str) -> int:
     if type(value) is str and _QUANTITY(value):
         return int(value, 16)
     raise RpcFailure(f"log {what}: not a hex quantity: {str(value)[:40]!r}")
-
-
-def _hash(value: Any, what: str) -> str:
-    if type(value) is str and _WORD(value):
-        return value.lower()
-    raise RpcFailure(f"log {what}: not a 32-byte hash: {str(value)[:70]!r}")

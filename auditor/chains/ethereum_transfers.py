@@ -21,8 +21,10 @@ then native value, internal calls, logs, fee) order.
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +42,36 @@ __all__ = ["PARALLEL_POSTS", "ingest_ethereum", "block_hashes"]
 PARALLEL_POSTS = 4  # requests in flight: nodes answer getLogs and traces on several cores
 WEI_DECIMALS = 18
 T = TypeVar("T")
+
+
+class _CollectorPause:
+    """Pauses Python's cycle collector while a batch is read (re-entrant, any thread).
+
+    Reading 50,000 logs makes some 300,000 container objects (JSON dicts, decoded
+    logs, transfers) and no reference cycles; the collector would walk the growing
+    heap again and again for nothing: measured 25-30% of the CPU time of the
+    benchmark. Reference counting still frees everything as usual."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._resume = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._resume:
+                gc.enable()
+
+
+_COLLECTOR_PAUSE = _CollectorPause()
 
 
 @dataclass(frozen=True)
@@ -92,7 +124,8 @@ def ingest_ethereum(chain: ChainSettings, wallets: Sequence[WalletSettings], ass
         raise ValueError(f"chain {chain.name!r} has no rpc endpoint")
     conn = RpcConnection(chain.rpc[0])
     try:
-        return _ingest(conn, _watch(chain, wallets, assets), first, last, deadline)
+        with _COLLECTOR_PAUSE:
+            return _ingest(conn, _watch(chain, wallets, assets), first, last, deadline)
     finally:
         conn.close()
 
@@ -121,8 +154,7 @@ def _ingest(conn: RpcConnection, watch: _Watch, first: int, last: int, deadline:
     split = len(reading_blocks)
     blocks: list[BlockInfo] = [b for part in answers[:split] for b in part]
     # A transfer between two watched addresses comes from both filters: keep one.
-    logs: dict[tuple[int, int], TokenLog] = {(log.block, log.log_index): log
-                                             for part in answers[split:] for log in part}
+    logs: dict[int, TokenLog] = {log.block << 32 | log.log_index: log for part in answers[split:] for log in part}
     check_chain(blocks)
     by_number = {b.number: b for b in blocks}
     _check_logs(logs.values(), by_number)
@@ -146,7 +178,7 @@ def _ingest(conn: RpcConnection, watch: _Watch, first: int, last: int, deadline:
                          tuple(notes))
 
 
-def _check_logs(logs: Any, by_number: Mapping[int, BlockInfo]) -> None:
+def _check_logs(logs: Iterable[TokenLog], by_number: Mapping[int, BlockInfo]) -> None:
     for log in logs:
         block = by_number[log.block]
         if log.block_hash != block.hash:
@@ -181,25 +213,28 @@ def _check_unchanged(conn: RpcConnection, last: BlockInfo, deadline: float) -> N
 
 
 class _Builder:
-    """Turns what was read into `Transfer`s, each with its sort key."""
+    """Turns what was read into `Transfer`s in order. Sort keys are single ints
+    (block, tx index, group, n packed): 50,000 tuples would cost the collector more."""
 
     def __init__(self, watch: _Watch, blocks: Mapping[int, BlockInfo]) -> None:
         self.watch = watch
         self.blocks = blocks
-        self.rows: list[tuple[tuple[int, int, int, int], Transfer]] = []
+        self.keys: list[int] = []
+        self.transfers: list[Transfer] = []
 
-    def build(self, logs: Any, calls: Sequence[InternalCall],
+    def build(self, logs: Iterable[TokenLog], calls: Sequence[InternalCall],
               receipts: Mapping[str, Receipt]) -> list[Transfer]:
         tokens = self.watch.tokens
         for log in logs:
             asset, token_decimals, asset_decimals = tokens[log.token]
-            self._add((log.block, log.tx_index, 2, log.log_index), log.tx, log.log_index,
-                      "approval" if log.approval else "token", asset,
-                      _rescaled(log.value, token_decimals, asset_decimals, log.token), log.sender, log.recipient)
+            amount = log.value if token_decimals == asset_decimals else \
+                _rescaled(log.value, token_decimals, asset_decimals, log.token)
+            self._add(_key(log.block, log.tx_index, 2, log.log_index), log.block, log.tx, log.log_index,
+                      "approval" if log.approval else "token", asset, amount, log.sender, log.recipient)
         if self.watch.native is not None:
             self._native(calls, receipts)
-        self.rows.sort(key=lambda row: row[0])
-        return [transfer for _, transfer in self.rows]
+        keys, transfers = self.keys, self.transfers
+        return [transfers[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
     def _native(self, calls: Sequence[InternalCall], receipts: Mapping[str, Receipt]) -> None:
         owners = self.watch.owners
@@ -210,25 +245,26 @@ class _Builder:
                     continue  # touches no own address at the top level
                 recipient = tx.to if tx.to is not None else (receipt.created or "")
                 if receipt.ok and tx.value and (tx.sender in owners or recipient in owners):
-                    self._eth((block.number, tx.index, 0, 0), tx.hash, -1, tx.value, tx.sender, recipient)
+                    self._eth(block.number, tx.index, 0, 0, tx.hash, -1, tx.value, tx.sender, recipient)
                 if tx.sender in owners:
-                    self._eth((block.number, tx.index, 3, 0), tx.hash, -2, receipt.fee, tx.sender, "", "fee")
+                    self._eth(block.number, tx.index, 3, 0, tx.hash, -2, receipt.fee, tx.sender, "", "fee")
             for i, (index, address, wei) in enumerate(block.withdrawals):
-                if address in owners and wei:
-                    self._eth((block.number, len(block.txs) + i, 0, 0), f"withdrawal:{index}", -1, wei, "", address)
+                if address in owners and wei:  # after the block's transactions
+                    self._eth(block.number, len(block.txs) + i, 0, 0, f"withdrawal:{index}", -1, wei, "", address)
         for call in calls:
             if call.sender in owners or call.recipient in owners:
                 tx = self.blocks[call.block].txs[call.tx_index]
-                self._eth((call.block, call.tx_index, 1, call.position), tx.hash, -3 - call.position,
+                self._eth(call.block, call.tx_index, 1, call.position, tx.hash, -3 - call.position,
                           call.value, call.sender, call.recipient)
 
-    def _eth(self, key: tuple[int, int, int, int], tx: str, index: int, wei: int, sender: str, recipient: str,
-             kind: TransferKind = "native") -> None:
+    def _eth(self, block: int, tx_index: int, group: int, n: int, tx: str, index: int, wei: int, sender: str,
+             recipient: str, kind: TransferKind = "native") -> None:
         assert self.watch.native is not None
         asset, decimals = self.watch.native
-        self._add(key, tx, index, kind, asset, _rescaled(wei, WEI_DECIMALS, decimals, asset), sender, recipient)
+        self._add(_key(block, tx_index, group, n), block, tx, index, kind, asset,
+                  _rescaled(wei, WEI_DECIMALS, decimals, asset), sender, recipient)
 
-    def _add(self, key: tuple[int, int, int, int], tx: str, index: int, kind: TransferKind, asset: str,
+    def _add(self, key: int, number: int, tx: str, index: int, kind: TransferKind, asset: str,
              amount: int, sender: str, recipient: str) -> None:
         owners = self.watch.owners
         wallet_from, wallet_to = owners.get(sender), owners.get(recipient)
@@ -236,9 +272,15 @@ class _Builder:
             counterparties = (recipient,) if wallet_to is None and recipient else ()
         else:
             counterparties = (sender,) if sender else ()
-        block = self.blocks[key[0]]
-        self.rows.append((key, Transfer(self.watch.chain, block.number, block.hash, tx, index, kind, asset, amount,
-                                        sender, recipient, wallet_from, wallet_to, counterparties, block.timestamp)))
+        block = self.blocks[number]
+        self.keys.append(key)
+        self.transfers.append(Transfer(self.watch.chain, number, block.hash, tx, index, kind, asset, amount,
+                                       sender, recipient, wallet_from, wallet_to, counterparties, block.timestamp))
+
+
+def _key(block: int, tx_index: int, group: int, n: int) -> int:
+    """Order: block, transaction, then native value (0), internal calls (1), logs (2), fee (3)."""
+    return block << 96 | tx_index << 64 | group << 48 | n
 
 
 def _rescaled(amount: int, from_decimals: int, to_decimals: int, what: str) -> int:
