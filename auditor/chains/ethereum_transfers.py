@@ -40,7 +40,7 @@ from .ethereum_traces import InternalCall, TraceTask, call_tracer_tasks, trace_b
 __all__ = ["PARALLEL_POSTS", "ingest_ethereum", "block_hashes"]
 
 PARALLEL_POSTS = 4  # requests in flight: nodes answer getLogs and traces on several cores
-WEI_DECIMALS = 18
+WEI_DECIMALS = 18  # the native coin's base units when no deployment says otherwise
 T = TypeVar("T")
 
 
@@ -81,7 +81,7 @@ class _Watch:
     chain: str
     owners: dict[str, str]  # lowercase address → wallet name
     tokens: dict[str, tuple[str, int, int]]  # lowercase token → (asset, token decimals, asset decimals)
-    native: tuple[str, int] | None  # (asset, asset decimals) of the chain's coin, if configured
+    native: tuple[str, int, int] | None  # (asset, coin decimals, asset decimals) of the chain's coin
 
     @property
     def watched(self) -> list[str]:
@@ -107,7 +107,7 @@ def _watch(chain: ChainSettings, wallets: Sequence[WalletSettings],
         if deployment is not None and deployment.token:
             tokens.setdefault(deployment.token.lower(), (symbol, deployment.decimals, asset.decimals))
         elif symbol == chain.native_asset:
-            native = (symbol, asset.decimals)
+            native = (symbol, deployment.decimals if deployment else WEI_DECIMALS, asset.decimals)
     return _Watch(chain.name, owners, tokens, native)
 
 
@@ -157,7 +157,7 @@ def _ingest(conn: RpcConnection, watch: _Watch, first: int, last: int, deadline:
     logs: dict[int, TokenLog] = {log.block << 32 | log.log_index: log for part in answers[split:] for log in part}
     check_chain(blocks)
     by_number = {b.number: b for b in blocks}
-    _check_logs(logs.values(), by_number)
+    _check_logs(logs.values(), by_number, full)
     notes: list[str] = []
     calls: list[InternalCall] = []
     receipts: dict[str, Receipt] = {}
@@ -178,13 +178,14 @@ def _ingest(conn: RpcConnection, watch: _Watch, first: int, last: int, deadline:
                          tuple(notes))
 
 
-def _check_logs(logs: Iterable[TokenLog], by_number: Mapping[int, BlockInfo]) -> None:
+def _check_logs(logs: Iterable[TokenLog], by_number: Mapping[int, BlockInfo], full: bool) -> None:
+    """Logs must come from the blocks read (and, when their transactions were read, from one of them)."""
     for log in logs:
         block = by_number[log.block]
         if log.block_hash != block.hash:
             raise RpcFailure(f"a log of block {log.block} names another block hash than the block read "
                              "(reorg during the read?); the next cycle retries")
-        if block.txs and (log.tx_index >= len(block.txs) or block.txs[log.tx_index].hash != log.tx):
+        if full and (log.tx_index >= len(block.txs) or block.txs[log.tx_index].hash != log.tx):
             raise RpcFailure(f"log {log.log_index} of block {log.block} names a transaction the block "
                              "does not have at that position")
 
@@ -260,9 +261,9 @@ class _Builder:
     def _eth(self, block: int, tx_index: int, group: int, n: int, tx: str, index: int, wei: int, sender: str,
              recipient: str, kind: TransferKind = "native") -> None:
         assert self.watch.native is not None
-        asset, decimals = self.watch.native
+        asset, coin_decimals, asset_decimals = self.watch.native
         self._add(_key(block, tx_index, group, n), block, tx, index, kind, asset,
-                  _rescaled(wei, WEI_DECIMALS, decimals, asset), sender, recipient)
+                  _rescaled(wei, coin_decimals, asset_decimals, asset), sender, recipient)
 
     def _add(self, key: int, number: int, tx: str, index: int, kind: TransferKind, asset: str,
              amount: int, sender: str, recipient: str) -> None:
