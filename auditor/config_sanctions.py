@@ -40,7 +40,7 @@ def read_sanctions(ctx: Ctx, raw: Any, chains: Mapping[str, ChainSettings], *,
     default_cache = store_dir / "sanctions" if store_dir is not None else None
     if raw is None:
         return SanctionsSettings(lists=(_BUILTIN,), max_age=DEFAULT_MAX_AGE,
-                                 cache_dir=default_cache)
+                                 cache_dir=default_cache, configured=False)
     m = ctx.mapping("sanctions", raw, keys=("lists", "max_age", "cache_dir", "oracle"))
     if m is None:
         return SanctionsSettings(lists=(_BUILTIN,), cache_dir=default_cache)

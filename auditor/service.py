@@ -10,13 +10,14 @@ lives here and in chains/, ledger, prices and store.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import hashlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
@@ -31,9 +32,11 @@ from .exposure import Exposure, compute_exposure, exposure_json
 from .ledger import load_liabilities
 from .model import ChainReading, Evaluation, Liabilities, Price, Transition
 from .prices import fetch_prices
+from .service_flows import Flows, prepare_flows, reorg_transitions
 from .service_records import record_inputs, write_due_record
 from .settings import Settings
 from .store import CycleRecord, Store
+from .store_transfers import KEEP_BLOCK_HASHES
 from .times import rfc3339
 from .units import rescale
 
@@ -90,12 +93,22 @@ def run_cycle(
     started = time.monotonic()
     now = now or datetime.now(UTC)
     budget = deadline_s if deadline_s is not None else 0.8 * settings.schedule.poll_every
-    readings = _read_chains(settings, clients, started + budget, store)
-    totals, bad_chains = _wallet_totals(settings, readings)
-    for name, reason in bad_chains.items():
-        readings[name] = ChainReading(chain=name, ok=False, settled=None, watch=None,
-                                      problems=readings[name].problems, error=reason)
-    ok_chains = [n for n, r in readings.items() if r.ok]
+    own = clients is None
+    use = dict(clients) if clients is not None else {n: make_client(c) for n, c in settings.chains.items()}
+    try:
+        readings = _read_chains(settings, use, started + budget, store)
+        totals, bad_chains = _wallet_totals(settings, readings)
+        for name, reason in bad_chains.items():
+            readings[name] = ChainReading(chain=name, ok=False, settled=None, watch=None,
+                                          problems=readings[name].problems, error=reason)
+        ok_chains = [n for n, r in readings.items() if r.ok]
+        # Transfers (ingested, screened, classified) and Safes; their trouble is a warning on the chain.
+        flows = prepare_flows(settings, store, readings, now, started + budget, use) if ok_chains else Flows()
+    finally:
+        if own:
+            _close(use.values())
+    for name, extra in flows.problems.items():
+        readings[name] = dataclasses.replace(readings[name], problems=readings[name].problems + tuple(extra))
 
     in_scope = _assets_in_scope(settings)
     # Feeds are read at the settled block the chain client read: reproducible from its hash.
@@ -130,7 +143,8 @@ def run_cycle(
 
     evaluations = _evaluate(settings, store, now, readings, totals, exposure, prices,
                             liabilities, liab_error, diff, status,
-                            price_status=priced.statuses())
+                            price_status=priced.statuses(), flows=flows.rule_input)
+    evaluations += flows.evaluations
     if status == "failed":
         # A failed cycle decides nothing but staleness.
         evaluations = [e for e in evaluations if e.rule in ("stale_data", "daily_record")]
@@ -141,6 +155,8 @@ def run_cycle(
         repeat_for=lambda a: alerting.repeat_interval(a, settings.alerts.routes, wallet_chain,
                                                       settings.alerts.repeat_every),
     )
+    update.transitions += reorg_transitions(flows.removed, settings.exchange.id,
+                                            set(store.open_alerts()), now)
     # Silenced transitions are stored and audit-logged (marked), only not delivered.
     update.transitions, muted = silences.apply_silences(
         update.transitions, store.silences(active_at=now), now,
@@ -171,6 +187,8 @@ def run_cycle(
         wallet_chains={w.name: w.chain for w in settings.wallets},
         discovery=[(n, b, i) for n, r in readings.items() if r.ok for b, i in r.discovery.items()]
         if status != "failed" else [],
+        transfers=flows.writes if status != "failed" else [],
+        safe_states=flows.safe_states if status != "failed" else [],
     )
     with store.transaction():  # the cycle and the daily record it may write: both or neither
         result = store.write_cycle(rec)
@@ -202,14 +220,24 @@ def poll_exit_code(outcome: CycleOutcome, fail_on: str | None) -> int:
 # --- reading -----------------------------------------------------------------
 
 
-def _read_chains(settings: Settings, clients: Mapping[str, ChainClient] | None,
+def _close(clients: Iterable[ChainClient]) -> None:
+    for c in clients:
+        try:
+            c.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+
+
+def _read_chains(settings: Settings, use: Mapping[str, ChainClient],
                  deadline: float, store: Store) -> dict[str, ChainReading]:
-    own = clients is None
-    use = dict(clients) if clients is not None else {n: make_client(c) for n, c in settings.chains.items()}
     for name, client in use.items():
         resume = getattr(client, "resume", None)  # clients that discover addresses (Bitcoin)
         if callable(resume):
             resume(store.discovery(name))
+        resume_transfers = getattr(client, "resume_transfers", None)  # and read transfers themselves
+        if callable(resume_transfers):
+            cursor = store.ingest_cursor(name)
+            resume_transfers(cursor, store.ingest_hashes(name, (cursor or 0) - KEEP_BLOCK_HASHES))
     out: dict[str, ChainReading] = {}
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(use)), thread_name_prefix="chain")
     try:
@@ -227,12 +255,6 @@ def _read_chains(settings: Settings, clients: Mapping[str, ChainClient] | None,
                 out[name] = _unreadable(name, f"read failed: {type(e).__name__}")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        if own:
-            for c in use.values():
-                try:
-                    c.close()
-                except Exception:  # pragma: no cover - closing is best effort
-                    pass
     return out
 
 
@@ -309,7 +331,8 @@ def _evaluate(settings: Settings, store: Store, now: datetime,
               readings: Mapping[str, ChainReading], totals: _Totals, exposure: Exposure | None,
               prices: Mapping[str, Price | None], liabilities: Liabilities | None,
               liab_error: str | None, diff: list[str] | None, status: str, *,
-              price_status: Mapping[str, rules.InputStatus] | None = None) -> list[Evaluation]:
+              price_status: Mapping[str, rules.InputStatus] | None = None,
+              flows: Mapping[str, object] | None = None) -> list[Evaluation]:
     longest = max((w.window for w in settings.rules.hot_drain.windows), default=0)
     history = store.watch_history(now - timedelta(seconds=longest)) if status != "failed" else []
     last = store.last_watch()
@@ -336,6 +359,7 @@ def _evaluate(settings: Settings, store: Store, now: datetime,
         last_ok_cycle_at=store.last_ok_cycle_at(),
         poll_every=settings.schedule.poll_every,
         **record_inputs(store, settings, now),
+        **(flows or {}),  # type: ignore[arg-type]
     )
     return rules.evaluate_all(inp)
 

@@ -41,19 +41,27 @@ class Ingested:
     new: list[Transfer] = field(default_factory=list)  # first seen this cycle (to evaluate)
     removed: list[dict[str, Any]] = field(default_factory=list)  # stored transfers a reorg took away
     tracked: set[str] = field(default_factory=set)  # chains ingested up to their watch head
+    capable: set[str] = field(default_factory=set)  # chains whose client ingests transfers at all
     problems: dict[str, ProviderProblem] = field(default_factory=dict)  # chain → why not (warning)
 
 
 def ingest_chains(settings: Settings, store: Store, readings: Mapping[str, ChainReading],
-                  deadline: float) -> Ingested:
+                  deadline: float, clients: Mapping[str, Any]) -> Ingested:
+    """Transfers of every readable chain whose client can ingest them: Ethereum
+    clients with `ingest_transfers`/`block_hashes`, Bitcoin clients that read them
+    with the coins (`resume_transfers`). Other clients (test doubles) are skipped."""
     out = Ingested()
+    for name, client in clients.items():
+        if hasattr(client, "ingest_transfers") or hasattr(client, "resume_transfers"):
+            out.capable.add(name)
     for name, r in readings.items():
-        if not r.ok or r.watch is None:
+        client = clients.get(name)
+        if not r.ok or r.watch is None or name not in out.capable:
             continue
         chain = settings.chains[name]
         try:
-            if chain.type == "ethereum":
-                _ingest_ethereum(settings, store, name, r, deadline, out)
+            if hasattr(client, "ingest_transfers"):
+                _ingest_ethereum(settings, store, name, r, deadline, out, client)
             else:
                 _take_bitcoin(store, name, r, out)
         except RpcFailure as exc:
@@ -65,10 +73,7 @@ def ingest_chains(settings: Settings, store: Store, readings: Mapping[str, Chain
 
 
 def _ingest_ethereum(settings: Settings, store: Store, name: str, r: ChainReading, deadline: float,
-                     out: Ingested) -> None:
-    from .chains.ethereum_transfers import block_hashes, ingest_ethereum
-
-    chain = settings.chains[name]
+                     out: Ingested, client: Any) -> None:
     assert r.watch is not None
     head = r.watch.block.number
     cursor = store.ingest_cursor(name)
@@ -76,7 +81,7 @@ def _ingest_ethereum(settings: Settings, store: Store, name: str, r: ChainReadin
     if cursor is None:
         cursor = head - 1  # first run: from the watch head on
     else:
-        rollback = _reorg_point(store, name, cursor, deadline, lambda ns: block_hashes(chain, ns, deadline))
+        rollback = _reorg_point(store, name, cursor, deadline, lambda ns: client.block_hashes(ns, deadline))
         if rollback is not None:
             write.rollback_from = rollback
             out.removed += store.transfers_from(name, rollback)
@@ -89,7 +94,7 @@ def _ingest_ethereum(settings: Settings, store: Store, name: str, r: ChainReadin
         return
     first, last = cursor + 1, min(head, cursor + MAX_BLOCKS_PER_CYCLE)
     wallets = [w for w in settings.wallets if w.chain == name]
-    batch = ingest_ethereum(chain, wallets, settings.assets, first, last, deadline)
+    batch = client.ingest_transfers(wallets, settings.assets, first, last, deadline)
     _keep(store, name, batch, write, out)
     if last == head:
         out.tracked.add(name)

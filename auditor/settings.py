@@ -273,6 +273,9 @@ class SanctionsSettings:
     cache_dir: Path | None = None  # where `sanctions update` keeps fetched lists (default: next to the store)
     oracle: str | None = None  # Chainalysis oracle address (checksummed) on `oracle_chain`
     oracle_chain: str | None = None
+    # False when the config has no `sanctions` section: the builtin snapshot screens and its
+    # age is not alerted (docs/configuration.md says so); an explicit section gets stale_data.
+    configured: bool = True
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,11 @@ class Store:
                        limit: int = 1000) -> list[dict[str, Any]]:
         return st.list_transfers(self._conn, wallet=wallet, since_ts=since_ts, limit=limit)
 
+    @_guarded("read the Safes' last states")
+    def safe_states(self) -> dict[str, str]:
+        """Lowercase Safe address → its last stored state (JSON text)."""
+        return {a: s for a, s in self._conn.execute("SELECT address, state FROM safe_states")}
+
     @_guarded("read used withdrawal requests")
     def used_withdrawals(self) -> set[str]:
         return {r[0] for r in self._conn.execute("SELECT id FROM withdrawals_used")}

@@ -57,6 +57,7 @@ class CycleRecord:
     # chain, "wallet|branch descriptor", highest used index (Bitcoin address discovery)
     discovery: list[tuple[str, str, int]] = field(default_factory=list)
     transfers: list[TransferWrite] = field(default_factory=list)  # per chain: rows, rollback, cursor
+    safe_states: list[tuple[str, str, str]] = field(default_factory=list)  # address, wallet, state JSON
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,8 @@ def write_cycle_tx(conn: sqlite3.Connection, rec: CycleRecord,
                      (cid, dumps(rec.exposure, "exposure")))
     seqs, payloads = _append_transitions(conn, chain, cid, rec)
     _write_decisions(conn, cid, rec, payloads)
+    conn.executemany("INSERT OR REPLACE INTO safe_states (address, wallet, state, cycle) VALUES (?, ?, ?, ?)",
+                     [(a, w, s, cid) for a, w, s in rec.safe_states])
     moved = write_transfers_tx(conn, cid, rec.transfers, db_time(rec.taken_at))
     if moved is not None:
         chain.append("transfers", moved, rec.taken_at)

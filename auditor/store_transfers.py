@@ -53,7 +53,7 @@ class TransferWrite:
 
     chain: str
     rollback_from: int | None = None  # delete confirmed transfers and block hashes at ≥ this block
-    drop_mempool: bool = False  # delete this chain's block-0 rows first (the watch view replaces them)
+    drop_mempool: bool = False  # delete block-0 rows of transactions not in `rows` (the watch view replaces them)
     rows: list[StoredTransfer] = field(default_factory=list)
     block_hashes: dict[int, str] = field(default_factory=dict)
     cursor: int | None = None  # the last block now ingested
@@ -132,8 +132,11 @@ def write_transfers_tx(conn: sqlite3.Connection, cycle: int, writes: Sequence[Tr
             conn.execute("DELETE FROM ingest_blocks WHERE chain = ? AND block >= ?", (w.chain, w.rollback_from))
             entry["rolled_back_from"] = w.rollback_from
             entry["removed"] = removed
-        if w.drop_mempool:
-            conn.execute("DELETE FROM transfers WHERE chain = ? AND block = 0", (w.chain,))
+        if w.drop_mempool:  # mempool rows whose transaction is gone (replaced, dropped, reorged)
+            keep = sorted({s.transfer.tx for s in w.rows})
+            marks = ",".join("?" * len(keep))
+            conn.execute(f"DELETE FROM transfers WHERE chain = ? AND block = 0 AND tx NOT IN ({marks})",
+                         (w.chain, *keep))
         conn.executemany(
             "INSERT INTO transfers (chain, block, block_hash, tx, idx, kind, asset, amount, sender, recipient, "
             "wallet_from, wallet_to, counterparties, timestamp, class, match, lists, cycle) "

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from typing import TypeAlias, TypeVar
 
-from ..model import BlockRef, ChainReading, ChainView, ProviderProblem
+from ..model import BlockRef, ChainReading, ChainView, ProviderProblem, TransferBatch
 from ..settings import AssetSettings, ChainSettings, WalletSettings
 from .ethereum_read import ProviderReader, ReadPlan, build_plan
 from .ethereum_rpc import RpcConnection, RpcFailure
@@ -49,6 +49,18 @@ class EthereumClient:
     def close(self) -> None:
         for reader in self._readers:
             reader.conn.close()
+
+    def ingest_transfers(self, wallets: Sequence[WalletSettings], assets: Mapping[str, AssetSettings],
+                         first: int, last: int, deadline: float) -> TransferBatch:
+        """Every transfer touching the wallets in blocks first..last (`ethereum_transfers`)."""
+        from .ethereum_transfers import ingest_ethereum
+
+        return ingest_ethereum(self.chain, wallets, assets, first, last, deadline)
+
+    def block_hashes(self, numbers: Sequence[int], deadline: float) -> dict[int, str]:
+        from .ethereum_transfers import block_hashes
+
+        return block_hashes(self.chain, numbers, deadline)
 
     def read(self, wallets: Sequence[WalletSettings], assets: Mapping[str, AssetSettings],
              deadline: float | None = None) -> ChainReading:
