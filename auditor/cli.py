@@ -28,6 +28,7 @@ from .cli_common import (
 from .cli_records import backtest, records
 from .cli_report import report
 from .cli_sanctions import sanctions
+from .cli_transfers import transfers
 from .errors import ConfigError
 
 __all__ = ["main", "cli", "config_option", "DEFAULT_CONFIG", "_load", "_handle", "_who"]
@@ -168,6 +169,7 @@ cli.add_command(report)
 cli.add_command(records)
 cli.add_command(backtest)
 cli.add_command(sanctions)
+cli.add_command(transfers)
 
 
 # --- store ---------------------------------------------------------------------

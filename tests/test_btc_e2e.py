@@ -212,3 +212,40 @@ def test_a_reorg_that_removes_a_deposit_removes_it_from_the_next_poll(world: Wor
     out = poll(cfg)
     assert out["status"] == "ok"
     assert out["exposure"]["assets"]["BTC"]["hot"] == "2"
+
+
+def test_bitcoin_flows_sweeps_silent_theft_pages_and_a_sanctioned_sender_is_critical(world: World) -> None:
+    fund(world)
+    cfg = world.config(["esplora", "electrum"])
+    (world.tmp / "withdrawals.csv").write_text("id,asset,to,amount,approved_at\n")
+    (world.tmp / "sanctioned.txt").write_text(world.chain.faucet.address + "\n")
+    cfg.write_text(cfg.read_text() + "withdrawals: {source: csv, path: withdrawals.csv}\n"
+                   "sanctions: {lists: [builtin, sanctioned.txt], max_age: 3650d}\n")
+    poll(cfg)  # the ingestion starts at the tip
+    # a deposit from the (sanctioned) faucet → critical, naming its input address
+    deposit = world.chain.pay([(HOT.address(0, 4), 10_000_000)])
+    out = poll(cfg)
+    hits = [a for a in out["alerts"] if a["rule"] == "sanctioned_counterparty"]
+    assert [h["subject"] for h in hits] == [f"bitcoin:{deposit}:{world.chain.faucet.address}"]
+    assert hits[0]["severity"] == "critical"
+    # a sweep hot → cold (mempool first, then mined): internal, silent
+    coins = [(t, v) for t, v, _val, _h in world.chain.utxos(HOT.script(0, 0))]
+    world.chain.spend(coins, [(COLD.address(0, 1), 149_990_000)], HOT.signer(), fee=10_000)
+    out = poll(cfg)
+    assert not [a for a in out["alerts"] if a["rule"] in ("unmatched_outflow", "hot_drain", "cold_outflow")]
+    world.chain.mine(1)
+    poll(cfg)
+    # a theft from hot, still in the mempool: pages with destination and txid
+    coins = [(t, v) for t, v, _val, _h in world.chain.utxos(HOT.script(0, 3))]
+    theft = world.chain.spend(coins, [(STRANGER.address(0, 1), 49_990_000)], HOT.signer(), fee=10_000)
+    out = poll(cfg)
+    subjects = {a["subject"] for a in out["alerts"] if a["rule"] == "unmatched_outflow"}
+    assert f"bitcoin:{theft}:{STRANGER.address(0, 1)}" in subjects
+    settings = load_config(cfg)
+    store = Store.open(settings.store.path)
+    try:
+        rows = {(t["tx"], t["kind"]): (t["class"], t["block"]) for t in store.list_transfers()}
+    finally:
+        store.close()
+    assert rows[(theft, "native")] == ("unknown", 0)  # still in the mempool
+    assert rows[(deposit, "native")][0] == "sanctioned" and rows[(deposit, "native")][1] > 0
