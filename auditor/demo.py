@@ -74,6 +74,8 @@ BTC_THIEF = _LazyWallet("wpkh", "demo-thief")
 DEPOSITS = [_addr(f"deposit-{i}") for i in range(3)]
 CUSTOMERS = [_addr(f"customer-{i}") for i in range(4)]
 THIEF = _addr("thief")
+# An address on the OFAC SDN list (in the builtin snapshot): a "customer" deposits from it.
+SANCTIONED = "0x01e2919679362dFBC9ee1644Ba9C6da6D6245BB1"
 
 
 class _Exchange:
@@ -86,6 +88,7 @@ class _Exchange:
         self.last_ts = int(start.timestamp())
         self.usdc = ""
         self.ledger = {"ETH": 0, "USDC": 0, "BTC": 0}
+        self.requests: list[str] = []  # the back office's approved withdrawal requests (CSV rows)
         self.btc: Any = None  # devbtc.chain.SimChain, set up by run_demo
 
     def _next_ts(self) -> int:
@@ -128,7 +131,14 @@ class _Exchange:
                        [(to, amount), (wallet.address(1, change_index), total - amount - fee)],
                        wallet.signer(), fee=fee)
 
+    def request(self, asset: str, to: str, amount: str) -> None:
+        """A customer withdrawal the back office approved (the auditor matches payouts to these)."""
+        at = (self.now - timedelta(seconds=POLL)).strftime("%Y-%m-%dT%H:%M:%SZ")  # approved before paid
+        self.requests.append(f"w-{len(self.requests) + 1},{asset},{to},{amount},{at}")
+
     def write_ledger(self) -> None:
+        (self.out / "withdrawals.csv").write_text("\n".join(["id,asset,to,amount,approved_at", *self.requests])
+                                                  + "\n")
         as_of = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
         lines = ["asset,amount,as_of",
                  f"ETH,{format_amount(self.ledger['ETH'], 18)},{as_of}",
@@ -176,6 +186,7 @@ prices:
   source: static
   static: {{ETH: "450000", USDC: "150", BTC: "15000000"}}
 liabilities: {{source: csv, path: liabilities.csv, max_age: 1h}}
+withdrawals: {{source: csv, path: withdrawals.csv}}   # approved requests: payouts must match one
 approvals:
   items:
     - {{id: demo-topup-1, wallet: eth-cold, asset: ETH, to: eth-hot-1, amount: "6", not_after: "{not_after}"}}
@@ -228,6 +239,7 @@ def run_demo(out: Path, *, pause: bool = True, console: Console | None = None) -
     c.print(f"The config and the store are in {out}/. Try:\n"
             f"  auditor status -c {cfg}\n"
             f"  auditor alerts list --all -c {cfg}\n"
+            f"  auditor transfers -c {cfg}\n"
             f"  auditor verify -c {cfg}\n"
             "(the node is gone, so `poll` would now report stale_data: that is the point.)")
     return 0
@@ -322,13 +334,15 @@ class _Story:
 
         def sweep_and_withdraw() -> None:
             ex.send_eth(DEPOSITS[0], HOT, 1 * ETH)
+            ex.request("ETH", CUSTOMERS[1], "0.8")
             ex.send_eth(HOT, CUSTOMERS[1], int(Decimal("0.8") * ETH))
             ex.ledger["ETH"] -= int(Decimal("0.8") * ETH)
             # BTC: one payment spends both hot coins; the change goes to the change branch
+            ex.request("BTC", BTC_CUSTOMER.address(0, 0), "0.05")
             ex.pay_btc(BTC_HOT, BTC_CUSTOMER.address(0, 0), 5_000_000, change_index=0, fee=10_000)
             ex.ledger["BTC"] -= 5_000_000 + 10_000  # the customer pays the network fee
 
-        self.cycle("deposit swept to hot; withdrawals of 0.8 ETH and 0.05 BTC (with change)",
+        self.cycle("deposit swept to hot; requested withdrawals of 0.8 ETH and 0.05 BTC (with change)",
                    sweep_and_withdraw)
         self.cycle("quiet")
 
@@ -351,10 +365,24 @@ class _Story:
         self.cycle("12 ETH hot → cold (sweep)", lambda: ex.send_eth(HOT, COLD, 12 * ETH))
         self.cycle("quiet")
 
+        self.act("A deposit from a sanctioned address",
+                 "A deposit arrives from an address on the OFAC SDN list. Since March 2022 the\n"
+                 "FSA expects exchanges to freeze it, block further transfers and report it:\n"
+                 "sanctioned_counterparty pages at once (critical), naming the list.")
+
+        def tainted() -> None:
+            ex.anvil.set_balance(SANCTIONED, 5 * ETH)
+            ex.send_eth(SANCTIONED, DEPOSITS[2], 1 * ETH)
+            ex.ledger["ETH"] += 1 * ETH
+
+        self.cycle("1 ETH deposited from an OFAC-listed address", tainted)
+        self._resolve("sanctioned_counterparty", "funds frozen; reported to the FSA and the MoF (case SC-2026-7)")
+
         self.fast_forward(until_hour=2)
         self.act("A Coincheck-style drain",
                  "At night, someone with the hot wallet's key empties it within one poll.\n"
-                 "hot_drain pages at once, per asset. The regulator's arithmetic does not\n"
+                 "hot_drain pages at once, per asset, and unmatched_outflow names each\n"
+                 "transaction and destination no withdrawal request covers. The regulator's arithmetic does not\n"
                  "hide the loss: coins owed but no longer held fail reserve_coverage, and\n"
                  "N = max(O, L − C) keeps counting them as online customer crypto.")
 
@@ -371,19 +399,19 @@ class _Story:
         self.act("A person takes over",
                  "The security team acknowledges the incident and resolves the drain alerts\n"
                  "with a reason (written to the hash-chained audit log and announced).")
-        self._resolve_drains()
+        for rule in ("hot_drain", "unmatched_outflow"):
+            self._resolve(rule, "confirmed theft; incident IR-2026-001 opened, keys rotated")
         res = self.store.verify()
         self.c.print(f"audit log: {res.records} records, hash chain {'intact' if res.ok else 'BROKEN'}, "
                      f"head {res.head[:16]}…")
         self.store.close()
 
-    def _resolve_drains(self) -> None:
+    def _resolve(self, rule: str, reason: str) -> None:
         from .alerts_ops import resolve_by_hand
 
         for a in self.store.list_alerts():
-            if a.rule == "hot_drain":
-                seq = resolve_by_hand(self.settings, self.store, a.fingerprint, "demo-operator",
-                                      "confirmed theft; incident IR-2026-001 opened, keys rotated",
+            if a.rule == rule and a.state == "firing":
+                seq = resolve_by_hand(self.settings, self.store, a.fingerprint, "demo-operator", reason,
                                       self.ex.now + timedelta(minutes=5))
                 self.c.print(f"      [green]resolved[/green] {a.rule} {a.subject} by demo-operator "
                              f"(audit seq {seq})")

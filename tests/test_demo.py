@@ -29,6 +29,9 @@ def test_demo_fires_escalates_resolves_and_leaves_a_verifiable_store(tmp_path: P
     assert "resolved critical hot_ratio combined" in text
     assert "firing critical hot_drain eth-hot-1/ETH" in text
     assert "firing critical hot_drain btc-hot/BTC" in text
+    assert "firing critical sanctioned_counterparty" in text  # the OFAC-listed deposit
+    drain = text.split("A Coincheck-style drain")[1]
+    assert drain.count("firing critical unmatched_outflow") == 3  # ETH, USDC and BTC theft transactions
     assert "resolved hot_drain eth-hot-1/ETH by demo-operator" in text
     assert "stale_data" not in text.split("the end")[0]  # both chains read every cycle (Bitcoin via Esplora)
     # Before the drain, every ledger asset is fully covered: no reserve alert of any kind.
@@ -37,6 +40,7 @@ def test_demo_fires_escalates_resolves_and_leaves_a_verifiable_store(tmp_path: P
     assert "cold_outflow" not in text.split("A Coincheck-style drain")[0].replace("cold_outflow stays quiet", "")
     before_drain = text.split("A Coincheck-style drain")[0]
     assert "hot_drain" not in before_drain
+    assert "unmatched_outflow" not in before_drain  # requested withdrawals match their requests
     cfg = str(out / "demo.yaml")
     status = json.loads(_auditor("status", "--json", "-c", cfg).stdout)
     assert status["last_cycle"]["status"] == "ok"
