@@ -186,3 +186,33 @@ def test_a_reorg_that_removes_an_alerted_theft_adds_outflow_reorged_and_keeps_it
         assert not [t for t in store.list_transfers() if t["tx"] == theft]
     finally:
         store.close()
+
+
+def test_the_bybit_takeover_of_a_cold_safe_pages_safe_changed_then_the_sweep_pages_cold_outflow(
+        make_anvil: Any, tmp_path: Path) -> None:
+    from auditor import devsafe
+
+    node = make_anvil()
+    owners = list(devchain.DEV_ACCOUNTS[:3])
+    safe = to_checksum_address(devsafe.deploy_safe(node, owners, 2))
+    node.set_balances({HOT: 5 * ETH, safe: 50 * ETH})
+    ex = Exchange(node, tmp_path)
+    ex.write()
+    ex.cfg.write_text(ex.cfg.read_text().replace(
+        f'  - {{name: eth-cold, chain: ethereum, tier: cold, role: customer, addresses: ["{COLD}"]}}',
+        f'  - {{name: eth-cold, chain: ethereum, tier: cold, role: customer, addresses: ["{safe}"], safe: true}}'))
+    base = ex.poll()
+    assert base["status"] == "ok" and not firing(base, "safe_changed")
+    drainer = devsafe.deploy_drainer(node)
+    devsafe.swap_singleton(node, safe, owners[:2], drainer)  # looks like a token transfer; no event
+    out = ex.poll()
+    changed = firing(out, "safe_changed")
+    assert [a["subject"] for a in changed] == ["eth-cold"] and changed[0]["severity"] == "critical"
+    assert "implementation was replaced" in changed[0]["summary"]
+    assert not firing(out, "cold_outflow")  # nothing has left yet
+    node.set_balance(THIEF, ETH)
+    sweep = node.send_tx(THIEF, safe, data=devsafe.safe_calldata("sweepETH(address)", THIEF))
+    out = ex.poll()
+    cold = firing(out, "cold_outflow")
+    assert cold and cold[0]["subject"] == "eth-cold/ETH"
+    assert str(sweep["transactionHash"]).lower() in json.dumps(cold[0])
