@@ -42,7 +42,6 @@ class Proxy:
         self.edit: Edit = lambda method, params, result: result
         self.delay = 0.0
         self.calls: list[tuple[str, list[Any]]] = []
-        self._http = httpx.Client(timeout=30)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,7 +78,7 @@ class Proxy:
             else:
                 passing.append(c)
         if passing:
-            for a in self._http.post(self.upstream, json=passing).json():
+            for a in httpx.post(self.upstream, json=passing, timeout=30).json():
                 call = next(c for c in passing if c["id"] == a["id"])
                 if "result" in a:
                     a["result"] = self.edit(call["method"], call["params"], a["result"])
@@ -92,7 +91,6 @@ class Proxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        self._http.close()
 
 
 @pytest.fixture
