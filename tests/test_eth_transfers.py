@@ -347,6 +347,10 @@ def test_receipts_come_per_transaction_when_the_node_lacks_eth_getBlockReceipts(
     proxy.refuse = {"eth_getBlockReceipts"}
     assert ingest(eth_world, [wallet([hot])], first, url=proxy.url) == direct
     assert "eth_getTransactionReceipt" in proxy.methods()
+    proxy.refuse = set()  # a node that takes block numbers only
+    proxy.error = lambda method, params: ({"code": -32602, "message": "invalid argument 0: hex string has length 64"}
+                                          if method == "eth_getBlockReceipts" else None)
+    assert ingest(eth_world, [wallet([hot])], first, url=proxy.url) == direct
     assert [t.kind for t in direct.transfers] == ["native", "fee", "fee"]
 
 
@@ -408,6 +412,19 @@ def test_a_node_capping_log_results_gets_the_range_in_halves(eth_world: EthWorld
     proxy.error = cap
     assert ingest(eth_world, [wallet([hot])], first - 3, last, url=proxy.url) == direct
     assert [t.amount for t in direct.transfers] == [a * 10**12 for a in (1, 2, 3, 4, 5)]
+
+
+def test_a_rate_limit_on_logs_is_a_failure_not_a_reason_to_send_more_requests(eth_world: EthWorld,
+                                                                              proxy: Proxy) -> None:
+    hot = eth_world.new_address()
+    first = next_block(eth_world)
+    eth_world.fund(hot, usdc=1)
+    eth_world.anvil.mine(3)
+    proxy.error = lambda method, params: ({"code": -32005, "message": "project ID request rate exceeded"}
+                                          if method == "eth_getLogs" else None)
+    with pytest.raises(RpcFailure, match="rate exceeded"):
+        ingest(eth_world, [wallet([hot])], first, url=proxy.url)
+    assert proxy.methods().count("eth_getLogs") <= 2  # at most the two filters, never halved
 
 
 # --- failures ---------------------------------------------------------------------------

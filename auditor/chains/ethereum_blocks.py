@@ -191,7 +191,8 @@ def receipts_of(conn: RpcConnection, needed: Mapping[BlockInfo, Sequence[TxInfo]
     try:
         per_block = run([partial(_block_receipts, conn, b, deadline) for b in blocks])
     except RpcFailure as exc:
-        if not is_unsupported(exc):
+        # -32602: a node whose eth_getBlockReceipts takes a number only, not a hash
+        if not (is_unsupported(exc) or exc.rpc_code == -32602):
             raise
         txs = [(b, tx) for b in blocks for tx in needed[b]]
         chunks = [txs[i:i + RECEIPTS_PER_POST] for i in range(0, len(txs), RECEIPTS_PER_POST)]

@@ -42,10 +42,11 @@ _ADDRESSES_AND_WORD = re.compile(r"0x0{24}[0-9a-fA-F]{40}0x0{24}[0-9a-fA-F]{40}0
 _QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,16}\Z").match
 # A node refusing a range as too big (Infura -32005 "more than 10000 results", Alchemy
 # "log response size exceeded", QuickNode "limited to a 10,000 range", timeouts). Limits
-# on topics or addresses are not fixed by a smaller range: those are not split.
+# on topics or addresses, and rate or quota limits, are not fixed by a smaller range (splitting
+# would only send more requests): those are not split.
 _TOO_BIG = re.compile(r"more than|too many|limit|range|exceed|too large|response size|time ?out|timed out",
                       re.IGNORECASE)
-_NOT_RANGE = re.compile(r"topic|address", re.IGNORECASE)
+_NOT_RANGE = re.compile(r"topic|address|rate|daily|quota|credit|request count", re.IGNORECASE)
 
 
 class TokenLog(NamedTuple):
