@@ -287,7 +287,7 @@ def alert_json(a: Alert | Transition) -> dict[str, object]:
         since = a.since or a.at
     else:
         state, since = a.state, a.since
-    return {
+    out: dict[str, object] = {
         "rule": a.rule,
         "subject": a.subject,
         "severity": a.severity,
@@ -298,6 +298,9 @@ def alert_json(a: Alert | Transition) -> dict[str, object]:
         "summary": a.summary,
         "since": rfc3339(since),
     }
+    if a.details:  # e.g. the transfer behind a flow alert: tx, block, destination, amount
+        out["details"] = a.details
+    return out
 
 
 def transition_json(t: Transition) -> dict[str, object]:

@@ -140,7 +140,7 @@ def run(ctx: click.Context, config: str | None) -> None:
 @click.pass_context
 @_handle
 def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
-    """Last cycle, exposure, firing alerts and data age."""
+    """Last cycle, exposure, firing alerts, data age, and the latest transfers."""
     from .alerting import alert_json
     from .store import Store
 
@@ -149,18 +149,33 @@ def status(ctx: click.Context, config: str | None, as_json: bool) -> None:
     try:
         last = store.last_cycle()
         firing = [alert_json(a) for a in store.open_alerts().values()]
+        stored = store.list_transfers(limit=10)
+        cursors = {n: store.ingest_cursor(n) for n in settings.chains}
     finally:
         store.close()
+    from .cli_transfers import transfer_rows
+
+    recent = transfer_rows(settings, stored)
+    ingestion = {n: c for n, c in cursors.items() if c is not None}
     age = None
     if last is not None:
         taken = datetime.fromisoformat(str(last["taken_at"]).replace("Z", "+00:00"))
         age = int((datetime.now(UTC) - taken).total_seconds())
     if as_json:
-        _emit_json({"last_cycle": last, "age_s": age, "firing": firing})
+        _emit_json({"last_cycle": last, "age_s": age, "firing": firing, "transfers": recent,
+                    "ingested_to": ingestion})
         return
     from .views import print_status
 
     print_status(last, age, firing)
+    if recent:  # compact: the full rows are `auditor transfers`
+        from .cli_records import _table
+
+        short = [{"time": r["time"], "chain": r["chain"], "tx": r["tx"][:12] + "…", "asset": r["asset"],
+                  "amount": r["amount"], "from": r["wallet_from"] or r["from"][:14],
+                  "to": r["wallet_to"] or r["to"][:14], "class": r["class"]} for r in recent]
+        _table(short, ("time", "chain", "tx", "asset", "amount", "from", "to", "class"),
+               "Latest transfers (`auditor transfers` for all columns)")
 
 
 cli.add_command(alerts)

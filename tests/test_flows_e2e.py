@@ -134,6 +134,12 @@ def test_sweeps_requested_withdrawals_and_allowed_counterparties_are_silent_a_th
     assert (MM.lower(), "0.5", "allowed") in classes
     assert (THIEF.lower(), "3", "unknown") in classes
     assert any(r["class"] == "withdrawal" and r["match"] == "w-1" for r in rows)
+    status = json.loads(subprocess.run([sys.executable, "-m", "auditor", "-c", str(ex.cfg), "status", "--json"],
+                                       capture_output=True, text=True, timeout=60).stdout)
+    assert status["transfers"][0]["tx"] in {theft, *[r["tx"] for r in rows]}
+    assert status["ingested_to"]["ethereum"] == int(ex.anvil.rpc("eth_blockNumber"), 16)
+    theft_alert = next(a for a in status["firing"] if a["subject"] == f"ethereum:{theft}:{THIEF.lower()}")
+    assert theft in json.dumps(theft_alert["details"])
 
 
 def test_a_cold_movement_without_an_approval_pages_and_an_approved_one_does_not(ex: Exchange) -> None:
