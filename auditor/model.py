@@ -209,7 +209,9 @@ class Transfer:
     decimals). `block` 0 with `block_hash` "" is a Bitcoin mempool transaction
     (watch view). `index` orders transfers inside a transaction and makes the
     row unique: Ethereum log index, -1 the native value of the transaction,
-    -2 its gas fee, -3 an internal (trace) call's value + position·-16;
+    -2 its gas fee, -3 − position for the value of an internal (trace) call
+    (depth-first position in the call tree), tx "withdrawal:<n>" (index -1)
+    for a beacon-chain withdrawal to an own address;
     Bitcoin the output index, -1 the fee. `sender`/`recipient` are addresses
     (Ethereum lowercase 0x; Bitcoin as on chain; for `approval`, recipient is
     the spender and amount the allowance). `wallet_from`/`wallet_to` name the
