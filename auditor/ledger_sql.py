@@ -21,7 +21,7 @@ from .ledger import Row
 from .settings import LiabilitiesSettings
 from .units import format_decimal
 
-__all__ = ["COLUMNS", "dsn_label", "sql_rows"]
+__all__ = ["COLUMNS", "dsn_label", "run_query", "sql_rows"]
 
 COLUMNS = ("asset", "amount", "as_of")
 
@@ -46,33 +46,41 @@ def dsn_label(dsn: str) -> str:
     return f"{url.drivername}://{user}{host}{port}/{url.database or ''}"
 
 
-def sql_rows(ls: LiabilitiesSettings) -> tuple[list[Row], datetime]:
-    """The query's rows as ledger rows, and the time they were read."""
+def run_query(dsn: str, query: str, label: str, what: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(lowercase column names, rows) of `query`; InputError naming `label` and the
+    config section `what` (liabilities, withdrawals) on any trouble, never the DSN."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    assert ls.url is not None and ls.query is not None
-    dsn = ls.url.reveal()
-    label = ls.url_label or "the ledger database"
     failure: str | None = None
+    names: list[str] = []
+    raw: list[tuple[Any, ...]] = []
     try:
         engine = create_engine(dsn, poolclass=NullPool)
         try:
             with engine.connect() as conn:
-                result = conn.execute(text(ls.query))
+                result = conn.execute(text(query))
                 names = [str(k).lower() for k in result.keys()]
                 raw = [tuple(r) for r in result.fetchall()]
         finally:
             engine.dispose()
     except SQLAlchemyError as e:
-        failure = _scrub(_reason(e), dsn)
+        failure = _scrub(_reason(e), dsn, what)
     except ImportError as e:  # SQLAlchemy loads the URL's driver on first use
         failure = f"the database driver is not installed ({e.name or e}); pip install it"
     if failure is not None:  # raised outside `except`: no context carrying the DSN
-        raise InputError(f"{label}: the liabilities query failed: {failure}; check "
-                         "liabilities.url, liabilities.query and that the auditor's database "
+        raise InputError(f"{label}: the {what} query failed: {failure}; check "
+                         f"{what}.url, {what}.query and that the auditor's database "
                          "user may read the table")
+    return names, raw
+
+
+def sql_rows(ls: LiabilitiesSettings) -> tuple[list[Row], datetime]:
+    """The query's rows as ledger rows, and the time they were read."""
+    assert ls.url is not None and ls.query is not None
+    label = ls.url_label or "the ledger database"
+    names, raw = run_query(ls.url.reveal(), ls.query, label, "liabilities")
     fetched_at = datetime.now(UTC)
     missing = [c for c in COLUMNS if c not in names]
     if missing:
@@ -114,10 +122,10 @@ def _reason(e: Exception) -> str:
     return f"{type(base).__name__}: {first[:200]}" if first else type(base).__name__
 
 
-def _scrub(text: str, dsn: str) -> str:
+def _scrub(text: str, dsn: str, what: str) -> str:
     from sqlalchemy.engine import make_url
 
-    out = text.replace(dsn, "<liabilities.url>")
+    out = text.replace(dsn, f"<{what}.url>")
     try:
         password = make_url(dsn).password
     except Exception:  # noqa: BLE001 - the label is best effort; the DSN is already gone

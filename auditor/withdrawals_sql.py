@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from .errors import InputError
+from .ledger_sql import run_query
 from .settings import WithdrawalsSettings
 from .withdrawals import COLUMNS, RawRow
 
@@ -23,31 +24,9 @@ __all__ = ["sql_rows"]
 
 def sql_rows(ws: WithdrawalsSettings) -> tuple[list[RawRow], datetime]:
     """The query's rows (column → value) and the time they were read."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.pool import NullPool
-
     assert ws.url is not None and ws.query is not None
-    dsn = ws.url.reveal()
     label = ws.url_label or "the withdrawals database"
-    failure: str | None = None
-    try:
-        engine = create_engine(dsn, poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                result = conn.execute(text(ws.query))
-                names = [str(k).lower() for k in result.keys()]
-                raw = [tuple(r) for r in result.fetchall()]
-        finally:
-            engine.dispose()
-    except SQLAlchemyError as e:
-        failure = _scrub(_reason(e), dsn)
-    except ImportError as e:  # SQLAlchemy loads the URL's driver on first use
-        failure = f"the database driver is not installed ({e.name or e}); pip install it"
-    if failure is not None:  # raised outside `except`: no context carrying the DSN
-        raise InputError(f"{label}: the withdrawals query failed: {failure}; check "
-                         "withdrawals.url, withdrawals.query and that the auditor's database "
-                         "user may read the table")
+    names, raw = run_query(ws.url.reveal(), ws.query, label, "withdrawals")
     fetched_at = datetime.now(UTC)
     missing = [c for c in COLUMNS if c not in names]
     if missing:
@@ -57,23 +36,3 @@ def sql_rows(ws: WithdrawalsSettings) -> tuple[list[RawRow], datetime]:
     wanted = [*COLUMNS, "fee"] if "fee" in names else list(COLUMNS)
     at = {c: names.index(c) for c in wanted}
     return [(f"row {i}", {c: r[j] for c, j in at.items()}) for i, r in enumerate(raw, 1)], fetched_at
-
-
-def _reason(e: Exception) -> str:
-    orig = getattr(e, "orig", None)
-    base = orig if isinstance(orig, Exception) else e
-    first = str(base).splitlines()[0] if str(base) else ""
-    return f"{type(base).__name__}: {first[:200]}" if first else type(base).__name__
-
-
-def _scrub(text: str, dsn: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    out = text.replace(dsn, "<withdrawals.url>")
-    try:
-        password = make_url(dsn).password
-    except Exception:  # noqa: BLE001 - the label is best effort; the DSN is already gone
-        password = None
-    if password:
-        out = out.replace(str(password), "***")
-    return out
