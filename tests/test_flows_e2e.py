@@ -222,3 +222,34 @@ def test_the_bybit_takeover_of_a_cold_safe_pages_safe_changed_then_the_sweep_pag
     cold = firing(out, "cold_outflow")
     assert cold and cold[0]["subject"] == "eth-cold/ETH"
     assert str(sweep["transactionHash"]).lower() in json.dumps(cold[0])
+
+
+def test_a_provider_that_hides_a_token_transfer_log_is_caught_by_the_reconciliation(
+        make_anvil: Any, tmp_path: Path) -> None:
+    from rpc_proxy import Proxy
+
+    node = make_anvil()
+    devchain.install_multicall3(node)
+    usdc = to_checksum_address(devchain.deploy_erc20(node, "USD Coin", "USDC", 6))
+    devchain.mint(node, usdc, HOT, 1_000_000 * 10**6)
+    node.set_balances({HOT: 5 * ETH})
+    proxy = Proxy(node.url)
+    try:
+        ex = Exchange(node, tmp_path)
+        ex.write()
+        text = ex.cfg.read_text().replace(f'rpc: [{{url: "{node.url}"}}]', f'rpc: [{{url: "{proxy.url}"}}]')
+        text = text.replace('  ETH: {class: crypto, chain: ethereum, decimals: 18}',
+                            '  ETH: {class: crypto, chain: ethereum, decimals: 18}\n'
+                            f'  USDC: {{class: stablecoin, chain: ethereum, token: "{usdc}", decimals: 6}}')
+        text = text.replace('static: {ETH: "450000"}', 'static: {ETH: "450000", USDC: "150"}')
+        ex.cfg.write_text(text)
+        (tmp_path / "liabilities.csv").write_text(f"asset,amount,as_of\nETH,100,{_now()}\nUSDC,1000000,{_now()}\n")
+        assert ex.poll()["status"] == "ok"
+        # the provider now hides every token log: balances still show the money leaving
+        proxy.edit = lambda method, params, result: [] if method == "eth_getLogs" else result
+        devchain.transfer(node, usdc, HOT, THIEF, 400_000 * 10**6)
+        out = ex.poll()
+        stale = [a for a in firing(out, "stale_data") if a["subject"] == "ethereum:eth-hot/USDC"]
+        assert stale and stale[0]["severity"] == "critical", out["alerts"]
+    finally:
+        proxy.close()
