@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from itertools import islice
 from typing import Any
 
 from . import alerting, rules
@@ -97,6 +98,8 @@ class _DrainBound:
             for a in w.assets:
                 self.pool.setdefault(a, []).append(((w.name, a), w.tier != "deposit"))
         self.state = {k: _KeyState() for k in self.keys}
+        self.prev: _Plan | None = None  # the previous reading's plan, and its amounts
+        self.prev_vals: list[int] = []
 
     def update(self, now: datetime, watch: Mapping[tuple[str, str], int]
                ) -> dict[tuple[str, str], set[str]]:
@@ -104,32 +107,42 @@ class _DrainBound:
         out: dict[tuple[str, str], set[str]] = {}
         if not self.spans:
             return out
-        steps: dict[tuple[int, str], tuple[int, int]] = {}
+        layout, vals = tuple(watch), list(watch.values())
+        # the usual reading has the previous one's keys in the same order: amounts are
+        # then read by position (no hashing of (wallet, asset) keys); else `_Plan` anew
+        same = self.prev is not None and layout == self.prev.layout
+        plan = self.prev if same and self.prev is not None else _Plan(layout, self)
+        prev_vals = self.prev_vals if same else None
+        self.prev, self.prev_vals = plan, vals
+        steps: dict[object, tuple[int, int]] = {}
         t = (now - _EPOCH) // _MICRO  # exact integer time
-        starts = [(t - span, num, den, sev) for span, num, den, sev in self.spans]
         oldest = t - self.longest
         low_num, low_den = self.lowest
-        for key, st in self.state.items():
-            v = watch.get(key)
-            if v is None:
-                continue
-            prev = st.last
-            st.last = watch
-            times, values, highs = st.times, st.values, st.highs
-            if prev is not None and prev[key] == v:
+        nonneg = self.nonneg
+        for key, st, i, asset in plan.keys:
+            v = vals[i]
+            last, prev = st.v, st.last
+            st.v, st.last = v, watch
+            times, values = st.times, st.values
+            if last == v:
                 # unchanged (a quiet wallet): C too, so v and v + C were the latest entries
                 # of the readings and of the queue; moving their time to now keeps every
                 # window's maximum
-                highs.times[-1] = times[-1] = t
+                st.highs.times[-1] = times[-1] = t
                 vc = values[-1]
             else:
-                if prev is not None:
-                    fall = prev[key] - v
-                    if fall > 0:
-                        falls, rises = self._step(steps, prev, watch, key[1])
-                        if falls > 0:  # as `_StepPool.internal`
-                            st.cum += fall * min(falls, rises) // falls
+                if last is not None and last > v and prev is not None:
+                    if prev_vals is not None:  # the same keys: the pool by position
+                        got = steps.get(asset)
+                        if got is None:
+                            got = steps[asset] = plan.step(asset, prev_vals, vals)
+                    else:
+                        got = self._step(steps, prev, watch, asset)
+                    falls, rises = got
+                    if falls > 0:  # as `_StepPool.internal`
+                        st.cum += (last - v) * min(falls, rises) // falls
                 vc = v + st.cum
+                highs = st.highs
                 highs.times.append(t)
                 highs.values.append(v)
                 if len(highs.times) & 1023 == 0:
@@ -143,17 +156,23 @@ class _DrainBound:
             if times[st.head] < oldest:
                 st.forget(oldest)
             widest = values[st.head] - vc  # ≥ every window's bound
-            if widest <= 0 or (v >= 0 and self.nonneg and widest * low_den <= v * low_num):
+            if widest <= 0 or (v >= 0 and nonneg and widest * low_den <= v * low_num):
                 continue  # below the smallest drop: no window's bound can exceed its drop
-            for start, num, den, sev in starts:
-                if v >= 0 and self.nonneg and widest * den <= v * num:
-                    continue  # bound ≤ widest and high ≥ v: bound ≤ high × drop
-                bound = values[bisect_left(times, start, st.head)] - vc
-                if bound > 0 and bound * den > st.highs.since(start) * num:  # > high × drop
-                    out.setdefault(key, set()).add(sev)
+            self._windows(out, key, st, t, v, vc, widest)
         return out
 
-    def _step(self, steps: dict[tuple[int, str], tuple[int, int]],
+    def _windows(self, out: dict[tuple[str, str], set[str]], key: tuple[str, str],
+                 st: _KeyState, t: int, v: int, vc: int, widest: int) -> None:
+        """The rare key whose widest bound passes the smallest drop: window by window."""
+        for span, num, den, sev in self.spans:
+            if v >= 0 and self.nonneg and widest * den <= v * num:
+                continue  # bound ≤ widest and high ≥ v: bound ≤ high × drop
+            start = t - span
+            bound = st.values[bisect_left(st.times, start, st.head)] - vc
+            if bound > 0 and bound * den > st.highs.since(start) * num:  # > high × drop
+                out.setdefault(key, set()).add(sev)
+
+    def _step(self, steps: dict[object, tuple[int, int]],
               a: Mapping[tuple[str, str], int], b: Mapping[tuple[str, str], int],
               asset: str) -> tuple[int, int]:
         """`_StepPool._totals` of the step a → b for `asset`: total falls, matchable rises."""
@@ -172,6 +191,31 @@ class _DrainBound:
                     rises += y - x
             got = steps[sk] = (falls, rises)
         return got
+
+
+class _Plan:
+    """One list of watch keys (a reading's, in its order): where each hot/warm key and
+    each asset's pool wallets stand in it."""
+
+    __slots__ = ("layout", "keys", "pools")
+
+    def __init__(self, layout: tuple[tuple[str, str], ...], bound: _DrainBound):
+        at = {k: i for i, k in enumerate(layout)}
+        self.layout = layout
+        self.keys = [(k, st, at[k], k[1]) for k, st in bound.state.items() if k in at]
+        self.pools = {a: [(at[k], rises) for k, rises in pool if k in at]
+                      for a, pool in bound.pool.items()}
+
+    def step(self, asset: str, a: list[int], b: list[int]) -> tuple[int, int]:
+        """`_DrainBound._step` between two readings with this plan's keys, by position."""
+        falls = rises = 0
+        for j, rise_counts in self.pools.get(asset, ()):
+            x, y = a[j], b[j]
+            if y < x:
+                falls += x - y
+            elif rise_counts:
+                rises += y - x
+        return falls, rises
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -209,10 +253,11 @@ class _KeyState:
     entry at or after the suffix's start, found by bisection, so shorter windows need no
     queue of their own."""
 
-    __slots__ = ("last", "cum", "highs", "times", "values", "head")
+    __slots__ = ("v", "last", "cum", "highs", "times", "values", "head")
 
     def __init__(self) -> None:
-        self.last: Mapping[tuple[str, str], int] | None = None
+        self.v: int | None = None  # the last reading
+        self.last: Mapping[tuple[str, str], int] | None = None  # the reading it is in
         self.cum = 0
         self.highs = _Series()
         self.times: list[int] = []
@@ -250,16 +295,24 @@ def replay(settings: Settings, rule_settings: RuleSettings, cycles: Iterable[Sto
     base = rules.RuleInput(now=start, exchange_id=settings.exchange.id, rules=rule_settings,
                            wallets=settings.wallets, assets=settings.assets,
                            poll_every=settings.schedule.poll_every)
-    state = _Replay(settings, base, StateGate(settings, rule_settings), out)
-    for c in cycles:
-        may_fire = bound.update(c.taken_at, c.watch) if c.watch is not None else {}
-        if start <= c.taken_at < end and c.status != "failed":
-            drain_assets = _drain_assets(may_fire, state.open_alerts, settings.exchange.id)
-            state.cycle(c, history, drain_assets)
-        if c.watch is not None:
-            history.append((c.taken_at, c.watch))
-        while history and history[0][0] < c.taken_at - longest:
-            history.popleft()
+    gate = StateGate(settings, rule_settings)
+    state = _Replay(settings, base, out)
+    source = iter(cycles)
+    while batch := list(islice(source, _BATCH)):
+        # the gate judges the batch's evaluated cycles at once (column by column)
+        judged = [c for c in batch if start <= c.taken_at < end and c.status != "failed"]
+        payloads = [None if c.exposure is None else _loads(c.exposure) for c in judged]
+        verdicts = iter(zip(payloads, gate.batch(payloads, [c.taken_at for c in judged])))
+        for c in batch:
+            may_fire = bound.update(c.taken_at, c.watch) if c.watch is not None else {}
+            if start <= c.taken_at < end and c.status != "failed":
+                payload, statuses = next(verdicts)
+                drain_assets = _drain_assets(may_fire, state.open_alerts, settings.exchange.id)
+                state.cycle(c, payload, statuses, history, drain_assets)
+            if c.watch is not None:
+                history.append((c.taken_at, c.watch))
+            while history and history[0][0] < c.taken_at - longest:
+                history.popleft()
     return out
 
 
@@ -271,18 +324,19 @@ class _Replay:
     its open alerts; before it runs again they are refreshed from that cycle, exactly as
     running it there would have left them (same severity: the facts only)."""
 
-    def __init__(self, settings: Settings, base: rules.RuleInput, gate: StateGate,
-                 out: BacktestResult):
-        self.settings, self.base, self.gate, self.out = settings, base, gate, out
+    def __init__(self, settings: Settings, base: rules.RuleInput, out: BacktestResult):
+        self.settings, self.base, self.out = settings, base, out
         self.open_alerts: dict[str, Alert] = {}
         self.prev: tuple[StoredCycle, Mapping[str, Any] | None] | None = None
         self.prev_sig: tuple[object, ...] | None = None
         self.behind: frozenset[int] = frozenset()  # rules skipped on the previous cycle
 
-    def cycle(self, c: StoredCycle, history: deque[Point], drain_assets: set[str]) -> None:
-        payload = None if c.exposure is None else _loads(c.exposure)
+    def cycle(self, c: StoredCycle, payload: Mapping[str, Any] | None,
+              statuses: tuple[object, ...] | None, history: deque[Point],
+              drain_assets: set[str]) -> None:
+        """One evaluated cycle: its stored exposure and the gate's statuses of it."""
         partial = c.status != "ok"
-        sig = (partial, self.gate.statuses(payload, c.taken_at))
+        sig = (partial, statuses)
         prev = self.prev_sig
         if sig[1] is None or prev is None or prev[1] is None or prev[0] != partial:
             run = _ALL
@@ -338,6 +392,7 @@ class _Replay:
 
 
 _ALL: tuple[int, ...] = tuple(range(len(_EXPOSURE_RULES)))
+_BATCH = 256  # cycles read and judged by the gate at once
 _ALL_SET = frozenset(_ALL)
 
 

@@ -13,11 +13,17 @@ with the rules' own threshold factors through the same Decimal operations in the
 rules' precision. The context traps `Inexact`: whenever an operation would round,
 `statuses` gives up (None) and the replay runs every rule in full, so each status
 here equals the one the rule would derive.
+
+The replay asks for a run of cycles at once (`batch`): when they all hold the same
+configured assets with string figures (the usual case), each figure is parsed and
+compared column by column, one asset's figure over all the cycles in C loops
+(`map`), instead of a Python step per figure; any other run, or any operation that
+would round, goes cycle by cycle through `statuses`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import (
     ROUND_HALF_EVEN,
@@ -29,6 +35,8 @@ from decimal import (
     Overflow,
     localcontext,
 )
+from itertools import chain, repeat
+from operator import add, gt, itemgetter, lt, mul
 from typing import Any
 
 from . import units
@@ -46,6 +54,10 @@ _D = Decimal
 _FIELDS = ("hot", "warm", "deposit", "cold", "online", "guarantee", "liabilities")
 Levels = tuple[tuple[int, Decimal], ...]
 Statuses = tuple[object, ...]
+Cycle = tuple[Statuses, ...]  # one status tuple per rule
+# an asset's figures as `_columns` reads them
+_ROW = itemgetter("online", "liabilities", "hot", "warm", "deposit", "cold", "guarantee", "price",
+                  "price_as_of")
 
 
 def _factors(t: Threshold | None, offset: Decimal | None = None,
@@ -89,6 +101,8 @@ class StateGate:
         self._slow_figures: dict[str, Decimal] = {}
         self._fresh: dict[str, bool] = {}  # price time → fresh at this cycle's time
         self._prices: dict[str, Decimal] = {}  # prices repeat across assets and cycles
+        self._memo = _Memo(_D)  # `_columns`' figures that repeat (warm, cold, guarantee)
+        self._price_memo = _Memo(units.parse_decimal)  # and its prices
 
     def statuses(self, exposure: Mapping[str, Any] | None, taken_at: datetime
                  ) -> tuple[Statuses, ...] | None:
@@ -102,6 +116,95 @@ class StateGate:
                 return self._statuses(exposure, taken_at)
         except (ArithmeticError, TypeError, ValueError, AttributeError):
             return None
+
+    def batch(self, exposures: Sequence[Mapping[str, Any] | None], times: Sequence[datetime]
+              ) -> list[Cycle | None]:
+        """`statuses` of each of a run of cycles (see the module docstring)."""
+        try:
+            with localcontext(_GATE):
+                got = self._columns(exposures, times)
+        except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError):
+            got = None
+        if got is not None:
+            return list(got)
+        if len(exposures) <= 8:  # something unusual: cycle by cycle decides
+            return [self.statuses(e, t) for e, t in zip(exposures, times)]
+        half = len(exposures) // 2  # the usual cycles around it still go by column
+        return (self.batch(exposures[:half], times[:half])
+                + self.batch(exposures[half:], times[half:]))
+
+    def _columns(self, exposures: Sequence[Any], times: Sequence[datetime]) -> list[Cycle] | None:
+        """The statuses of cycles holding the same configured assets (None otherwise), each
+        figure's column parsed and compared at once: the operations of `_statuses`, all
+        levels of a rule compared (where `_statuses` stops at the first that holds, the
+        result is the same, and a rounding operation sends the run cycle by cycle)."""
+        if not exposures:
+            return []
+        maps = [e["assets"] for e in exposures]  # a cycle without exposure: TypeError
+        syms = tuple(maps[0])
+        basis = exposures[0].get("basis", "liabilities")
+        if not syms or any(type(m) is not dict or tuple(m) != syms for m in maps) or any(
+                e.get("basis", "liabilities") != basis for e in exposures):
+            return None
+        cfgs = [self.per_asset.get(s) for s in syms]
+        n = len(maps)
+        rules: tuple[list[list[int]], ...] = ([], [], [], [], [])  # ahr, gc, rc, cm, hf per asset
+        ahr, gc, rc, cm, hf = rules
+        rc_levels = self.rc if basis == "liabilities" else None
+        cm_levels = self.cm if basis == "liabilities" else None
+        ov: list[Decimal] = [Decimal(0)] * n
+        cv: list[Decimal] = [Decimal(0)] * n
+        as_of: list[tuple[object, ...]] = []
+        memo, prices = self._memo.__getitem__, self._price_memo.__getitem__
+        for sym, cfg in zip(syms, cfgs):
+            if cfg is None:
+                return None  # an asset no longer configured
+            ahr_levels, in_scope, floor = cfg
+            x_n, x_l, x_h, x_w, x_d, x_c, x_g, x_p, x_t = zip(*map(_ROW, map(itemgetter(sym), maps)))
+            "".join(chain(x_n, x_l, x_h, x_d))  # TypeError unless all are strings
+            online, owed = list(map(_D, x_n)), list(map(_D, x_l))
+            co = list(map(add, map(add, map(_D, x_h), map(memo, x_w)), map(_D, x_d)))
+            if ahr_levels is not None:
+                ahr.append(_codes(gt, online, owed, ahr_levels))
+            if self.gc is not None:
+                g = list(map(memo, x_g))
+                gc.append(_codes(lt, g, online, self.gc) if in_scope else [OFF] * n)
+            if rc_levels is not None or cm_levels is not None:
+                held = list(map(add, co, map(memo, x_c)))
+                if rc_levels is not None:
+                    rc.append(_codes(lt, held, owed, rc_levels))
+                if cm_levels is not None:
+                    cm.append(_codes(gt, held, owed, cm_levels))
+            if self.hf is not None:
+                hf.append([OK] * n if floor is None else list(
+                    map((OK, self.hf_code).__getitem__, map(lt, co, repeat(floor)))))
+            if self.hr is not None and in_scope:
+                price = list(map(prices, x_p))
+                ov = list(map(add, ov, map(mul, online, price)))
+                cv = list(map(add, cv, map(mul, owed, price)))
+                as_of.append(x_t)
+        hr: list[Statuses] = [()] * n
+        if self.hr is not None:
+            codes = _codes(gt, ov, cv, self.hr)
+            hr = [(code,) if fresh and not (c == 0 and o != 0) else ()
+                  for code, fresh, o, c in zip(codes, self._fresh_cycles(times, as_of), ov, cv)]
+        per_cycle = [list(zip(*r)) if r else [()] * n for r in rules]
+        return list(zip(hr, *per_cycle))
+
+    def _fresh_cycles(self, times: Sequence[datetime], as_of: list[tuple[object, ...]]
+                      ) -> list[bool]:
+        """Per cycle, whether every in-scope price is fresh (as `_fresh_price`)."""
+        max_age = self.max_age
+        if max_age is None or not as_of:
+            return [True] * len(times)
+        out = []
+        for now, texts in zip(times, zip(*as_of)):
+            fresh = True
+            for text in set(texts):  # the assets of a cycle share one time
+                if text and not (now - parse_time(text)).total_seconds() <= max_age:
+                    fresh = False
+            out.append(fresh)
+        return out
 
     def _statuses(self, exposure: Mapping[str, Any], taken_at: datetime
                   ) -> tuple[Statuses, ...]:
@@ -194,6 +297,42 @@ class StateGate:
                     self._prices.clear()
                 self._prices[p] = value
         return value
+
+
+class _Memo(dict[str, Decimal]):
+    """Text → Decimal through `parse`, strings only (TypeError otherwise), bounded: a
+    lookup instead of a parse for figures that repeat from cycle to cycle."""
+
+    __slots__ = ("parse",)
+
+    def __init__(self, parse: Callable[[str], Decimal]):
+        super().__init__()
+        self.parse = parse
+
+    def __missing__(self, text: str) -> Decimal:
+        if type(text) is not str:
+            raise TypeError("not a stored figure string")
+        if len(self) > 4096:
+            self.clear()
+        d = self[text] = self.parse(text)
+        return d
+
+
+def _codes(op: Callable[[Decimal, Decimal], bool], nums: list[Decimal], dens: list[Decimal],
+           levels: Levels) -> list[int]:
+    """Per pair, the code of the first level (critical first) with op(num, den × factor),
+    else OK: `_above` (op `gt`) or `_below` (`lt`) over columns."""
+    if not levels:
+        return [OK] * len(nums)
+    (c1, f1), *rest = levels
+    hits = map(op, nums, map(mul, dens, repeat(f1)))
+    if not rest:
+        return list(map((OK, c1).__getitem__, hits))
+    (c2, f2), = rest
+    first = list(hits)
+    second = map(op, nums, map(mul, dens, repeat(f2)))
+    # 2 × first + second indexes (neither, second only, first, first and second)
+    return list(map((OK, c2, c1, c1).__getitem__, map(add, map(add, first, first), second)))
 
 
 def _dec(text: object) -> Decimal | None:

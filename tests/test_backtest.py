@@ -23,6 +23,7 @@ from auditor.model import BlockRef, ChainReading, ChainView, Liabilities, Price
 from auditor.service import run_cycle
 from auditor.settings import AssetSettings, Settings, WalletSettings
 from auditor.store import Store
+from auditor.store_codec import format_time
 
 ETH = 10**18
 HOT, COLD = "0x" + "11" * 20, "0x" + "22" * 20
@@ -256,6 +257,11 @@ def test_backtest_periods_are_local_days_in_the_schedule_timezone() -> None:
         period_bounds("2026-11-02", "2026-11-01", "UTC")
 
 
+def _no_gate(self: object, exposures: Sequence[object], times: Sequence[object]) -> list[None]:
+    """StateGate.batch that never knows: every exposure rule runs on every cycle."""
+    return [None] * len(exposures)
+
+
 def _full(settings: Settings, rules_path: Path) -> list[tuple[object, ...]]:
     trial = load_rules(rules_path, settings.assets, poll_every=60)
     end = START + timedelta(days=1)
@@ -282,7 +288,7 @@ def test_the_status_gate_changes_no_transition_nor_its_figures(
     gated = _full(settings, path)
     import auditor.backtest_gate as gate
 
-    monkeypatch.setattr(gate.StateGate, "statuses", lambda self, exposure, taken_at: None)
+    monkeypatch.setattr(gate.StateGate, "batch", _no_gate)
     assert _full(settings, path) == gated
     kinds = {(k, r) for k, r, *_ in gated}
     assert ("resolved", "hot_ratio") in kinds  # a resolve carries the last cycle's figures
@@ -333,7 +339,71 @@ def test_a_resolve_after_skipped_cycles_carries_the_last_cycles_figures(
     gated = run()
     import auditor.backtest_gate as gate
 
-    monkeypatch.setattr(gate.StateGate, "statuses", lambda self, exposure, taken_at: None)
+    monkeypatch.setattr(gate.StateGate, "batch", _no_gate)
     assert run() == gated
     resolved = [t for t in gated if t[0] == "resolved" and t[1] == "hot_ratio"]
     assert resolved and "7.9%" in str(resolved[0][5])  # hot 79 of 1000 at the last cycle
+
+
+def _payloads(settings: Settings) -> tuple[list[dict[str, object]], list[datetime]]:
+    with Store.open_read_only(settings.store.path) as store:
+        cycles = list(store.backtest_cycles(START, START + timedelta(days=1)))
+    return [json.loads(c.exposure or "null") for c in cycles], [c.taken_at for c in cycles]
+
+
+def test_the_gate_judges_a_run_of_cycles_by_column_as_it_judges_each_one(
+        stored, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor.backtest_gate import StateGate
+
+    settings, tmp = stored
+    trial = load_rules(_rules(tmp, "cols.yaml", """rules: {preset: jp-fsa,
+        hot_ratio: {warning: '3%', critical: '5%'}, asset_hot_ratio: {warning: '3.4%',
+        critical: '4.6%'}, commingling: {warning: '0.5%', critical: '2%'},
+        guarantee_coverage: {critical: '100%'}, hot_floor: {assets: {ETH: '30'}}}
+        """), settings.assets, poll_every=60)
+    payloads, times = _payloads(settings)
+    each = [StateGate(settings, trial).statuses(p, t) for p, t in zip(payloads, times)]
+    assert len({s for s in each}) > 3 and None not in each  # statuses do change
+    gate = StateGate(settings, trial)
+    with monkeypatch.context() as m:  # the usual run never goes cycle by cycle
+        m.setattr(StateGate, "statuses", lambda *a: pytest.fail("not by column"))
+        assert gate.batch(payloads, times) == each
+
+
+@pytest.mark.parametrize("change", ["null figure", "missing figure", "number figure",
+                                    "unknown asset", "stale price", "price at max age",
+                                    "price a microsecond older", "holdings basis",
+                                    "rounding", "no exposure", "other order"])
+def test_an_unusual_cycle_in_a_run_is_judged_as_alone(stored, change: str) -> None:
+    from auditor.backtest_gate import StateGate
+
+    settings, _ = stored
+    payloads, times = _payloads(settings)
+    odd = json.loads(json.dumps(payloads[40]))
+    eth = odd["assets"]["ETH"]
+    if change == "null figure":
+        eth["cold"] = None
+    elif change == "missing figure":
+        del eth["deposit"]
+    elif change == "number figure":
+        eth["hot"] = 20
+    elif change == "unknown asset":
+        odd["assets"]["DOGE"] = dict(eth)
+    elif change == "stale price":
+        eth["price_as_of"] = "2026-01-01T00:00:00Z"
+    elif change == "price at max age":  # still fresh (price_is_fresh: age <= max_age)
+        eth["price_as_of"] = format_time(times[40] - timedelta(seconds=600))
+    elif change == "price a microsecond older":
+        eth["price_as_of"] = format_time(times[40] - timedelta(seconds=600, microseconds=1))
+    elif change == "holdings basis":
+        odd["basis"] = "holdings"
+    elif change == "rounding":
+        eth["liabilities"] = "1" + "0" * 130 + ".5"
+    elif change == "no exposure":
+        odd = None
+    else:
+        odd["assets"] = dict(reversed(list(odd["assets"].items())))
+    payloads[40] = odd
+    assert settings.prices.max_age == 600
+    each = [StateGate(settings, settings.rules).statuses(p, t) for p, t in zip(payloads, times)]
+    assert StateGate(settings, settings.rules).batch(payloads, times) == each
