@@ -74,8 +74,9 @@ def read_withdrawals(ctx: Ctx, raw: Any, assets: Mapping[str, AssetSettings],
         return None
     path = ctx.resolve_path(text)
     if not path.exists():
-        ctx.warn("withdrawals.path", f"{path} does not exist yet; until it does every outflow "
-                                     "is checked against no requests (unmatched_outflow)")
+        ctx.warn("withdrawals.path", f"{path} does not exist yet; until it does, transfers are not "
+                                     "judged (read once it is there, none skipped) and stale_data "
+                                     "`withdrawals` fires")
     return WithdrawalsSettings(source=source, path=Path(path),  # type: ignore[arg-type]
                                max_age=max_age, fee_tolerance=tolerance)
 

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Mapping levels whose keys are names chosen by the user, not config keys.
 _NAMED = {"chains": "<name>", "assets": "<symbol>", "prices.static": "<ASSET>",
           "rules.asset_hot_ratio.assets": "<ASSET>", "rules.hot_floor.assets": "<ASSET>",
-          "rules.unknown_destination.assets": "<ASSET>"}
+          "rules.unknown_destination.assets": "<ASSET>", "withdrawals.fee_tolerance": "<ASSET>"}
 
 
 def _key_paths(data: Any, path: str = "") -> set[str]:
