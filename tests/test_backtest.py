@@ -407,3 +407,33 @@ def test_an_unusual_cycle_in_a_run_is_judged_as_alone(stored, change: str) -> No
     assert settings.prices.max_age == 600
     each = [StateGate(settings, settings.rules).statuses(p, t) for p, t in zip(payloads, times)]
     assert StateGate(settings, settings.rules).batch(payloads, times) == each
+
+
+def test_watch_totals_read_in_one_row_match_the_stored_rows(tmp_path: Path) -> None:
+    """Amounts that repeat keep their ints, keys that change (a wallet unread, a config
+    change, a name holding the separators) are read anew: every cycle's watch totals are
+    exactly the stored rows."""
+    from auditor.store_backtest import period_cycles
+    from auditor.store_codec import db_time
+
+    Store.open(tmp_path / "s.db").close()
+    layouts = [[("hot", "ETH"), ("hot", "USDC"), ("cold", "ETH")]] * 4 + [
+        [("hot", "ETH"), ("cold", "ETH")], [("hot", "ETH"), ("cold", "ETH"), ("new", "ETH")],
+        [("a\x1eb", "ETH"), ("cold", "ETH")], [("hot", "ETH"), ("hot", "USDC"), ("cold", "ETH")]]
+    amounts = [5, 5, 7, 7, 9, 9, 11, 11]
+    with sqlite3.connect(tmp_path / "s.db") as c:
+        for i, (keys, base) in enumerate(zip(layouts, amounts), start=1):
+            at = db_time(START + timedelta(minutes=i))
+            c.execute("INSERT INTO cycles (id, taken_at, started_at, status, chains, poll, "
+                      "has_watch, audit_seq) VALUES (?, ?, ?, 'ok', '{}', '{}', 1, ?)",
+                      (i, at, at, i))
+            c.executemany("INSERT INTO wallet_totals (cycle, view, wallet, asset, amount) "
+                          "VALUES (?, 'watch', ?, ?, ?)",
+                          [(i, w, a, str(base * 10**20 + n)) for n, (w, a) in enumerate(keys)])
+        stored = [{(w, a): int(v) for w, a, v in c.execute(
+            "SELECT wallet, asset, amount FROM wallet_totals WHERE cycle = ?", (i,))}
+            for i in range(1, len(layouts) + 1)]
+    conn = sqlite3.connect(tmp_path / "s.db")
+    read = [c.watch for c in period_cycles(conn, START, START + timedelta(hours=1))]
+    conn.close()
+    assert read == stored and len({len(w or ()) for w in read}) == 2
