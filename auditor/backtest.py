@@ -392,7 +392,7 @@ class _Replay:
 
 
 _ALL: tuple[int, ...] = tuple(range(len(_EXPOSURE_RULES)))
-_BATCH = 256  # cycles read and judged by the gate at once
+_BATCH = 32  # cycles judged by the gate at once (their decoded exposures stay in cache)
 _ALL_SET = frozenset(_ALL)
 
 
