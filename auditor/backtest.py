@@ -99,8 +99,8 @@ def replay(settings: Settings, rule_settings: RuleSettings, cycles: Iterable[Sto
         judged = [c for c in batch if start <= c.taken_at < end and c.status != "failed"]
         payloads = [None if c.exposure is None else _loads(c.exposure) for c in judged]
         verdicts = iter(zip(payloads, gate.batch(payloads, [c.taken_at for c in judged])))
-        for c in batch:
-            may_fire = bound.update(c.taken_at, c.watch) if c.watch is not None else {}
+        fires = bound.update_all([(c.taken_at, c.watch) for c in batch])
+        for c, may_fire in zip(batch, fires):
             if start <= c.taken_at < end and c.status != "failed":
                 payload, statuses = next(verdicts)
                 drain_assets = _drain_assets(may_fire, state.open_alerts, settings.exchange.id)

@@ -110,6 +110,91 @@ class DrainBound:
             self._windows(out, key, st, t, v, vc, widest)
         return out
 
+    def update_all(self, readings: list[tuple[datetime, Mapping[tuple[str, str], int] | None]]
+                   ) -> list[dict[tuple[str, str], set[str]]]:
+        """`update` of each reading in turn (a None reading feeds nothing). Readings with
+        the previous one's keys in its order go in runs, key by key (`_run`)."""
+        outs: list[dict[tuple[str, str], set[str]]] = [{} for _ in readings]
+        if not self.spans:
+            return outs
+        run: list[int] = []
+        vals: list[list[int]] = []
+        for k, (now, watch) in enumerate(readings):
+            if watch is None:
+                continue
+            if self.prev is not None and tuple(watch) == self.prev.layout:
+                run.append(k)
+                vals.append(list(watch.values()))
+                continue
+            self._run(readings, run, vals, outs)
+            run, vals = [], []
+            outs[k] = self.update(now, watch)
+        self._run(readings, run, vals, outs)
+        return outs
+
+    def _run(self, readings: list[tuple[datetime, Mapping[tuple[str, str], int] | None]],
+             run: list[int], vals: list[list[int]],
+             outs: list[dict[tuple[str, str], set[str]]]) -> None:
+        """`update` of the readings `run` (indexes into `readings`, amounts `vals` by
+        position), each with the keys of the one before: one key at a time over all of
+        them, its state in local variables. A quiet wallet (unchanged, its latest v + C
+        the window's maximum) only moves its latest entry's time to the run's last."""
+        if not run or self.prev is None:
+            return
+        plan, ts = self.prev, [(readings[k][0] - _EPOCH) // _MICRO for k in run]
+        olds = [t - self.longest for t in ts]
+        steps: dict[str, list[tuple[int, int] | None]] = {}
+        before = [self.prev_vals, *vals]  # before[j]: the reading before run[j]
+        low_num, low_den = self.lowest
+        nonneg = self.nonneg
+        for key, st, i, asset in plan.keys:
+            col = [v[i] for v in vals]
+            last, times, values, highs = st.v, st.times, st.values, st.highs
+            if last is not None and col.count(last) == len(col) and len(values) - st.head == 1:
+                highs.times[-1] = times[-1] = ts[-1]  # quiet all along
+                continue
+            head, cum, h_times, h_values = st.head, st.cum, highs.times, highs.values
+            for j, v in enumerate(col):
+                t = ts[j]
+                if last == v:  # unchanged: as in `update`
+                    h_times[-1] = times[-1] = t
+                    vc = values[-1]
+                else:
+                    if last is not None and last > v:
+                        known = steps.get(asset)
+                        if known is None:
+                            known = steps[asset] = [None] * len(col)
+                        got = known[j]
+                        if got is None:
+                            got = known[j] = plan.step(asset, before[j], vals[j])
+                        falls, rises = got
+                        if falls > 0:  # as `_StepPool.internal`
+                            cum += (last - v) * min(falls, rises) // falls
+                    vc = v + cum
+                    h_times.append(t)
+                    h_values.append(v)
+                    if len(h_times) & 1023 == 0:
+                        highs.forget(olds[j])
+                    while len(values) > head and values[-1] <= vc:
+                        times.pop()
+                        values.pop()
+                    times.append(t)
+                    values.append(vc)
+                    last = v
+                if times[head] < olds[j]:
+                    st.head = head
+                    st.forget(olds[j])
+                    head = st.head
+                widest = values[head] - vc
+                if widest <= 0 or (v >= 0 and nonneg and widest * low_den <= v * low_num):
+                    continue
+                st.head, st.cum = head, cum
+                self._windows(outs[run[j]], key, st, t, v, vc, widest)
+            st.head, st.cum, st.v = head, cum, last
+        for _key, st, _i, _asset in plan.keys:
+            st.last = readings[run[-1]][1]
+        self.prev_vals = vals[-1]
+
     def _windows(self, out: dict[tuple[str, str], set[str]], key: tuple[str, str],
                  st: _KeyState, t: int, v: int, vc: int, widest: int) -> None:
         """The rare key whose widest bound passes the smallest drop: window by window."""
