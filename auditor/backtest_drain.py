@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import cast
 
 from .settings import RuleSettings, Settings
 
@@ -149,21 +150,21 @@ class DrainBound:
         nonneg = self.nonneg
         for key, st, i, asset in plan.keys:
             col = [v[i] for v in vals]
-            last, times, values, highs = st.v, st.times, st.values, st.highs
-            if last is not None and col.count(last) == len(col) and len(values) - st.head == 1:
+            times, values, highs = st.times, st.values, st.highs
+            last = cast(int, st.v)  # read in the reading before the run
+            if col.count(last) == len(col) and len(values) - st.head == 1:
                 highs.times[-1] = times[-1] = ts[-1]  # quiet all along
                 continue
+            known = steps.get(asset)  # the asset's steps, shared by its hot and warm keys
+            if known is None:
+                known = steps[asset] = [None] * len(col)
             head, cum, h_times, h_values = st.head, st.cum, highs.times, highs.values
-            for j, v in enumerate(col):
-                t = ts[j]
+            for j, v, t, oldest in zip(range(len(col)), col, ts, olds):
                 if last == v:  # unchanged: as in `update`
                     h_times[-1] = times[-1] = t
                     vc = values[-1]
                 else:
-                    if last is not None and last > v:
-                        known = steps.get(asset)
-                        if known is None:
-                            known = steps[asset] = [None] * len(col)
+                    if last > v:
                         got = known[j]
                         if got is None:
                             got = known[j] = plan.step(asset, before[j], vals[j])
@@ -174,16 +175,16 @@ class DrainBound:
                     h_times.append(t)
                     h_values.append(v)
                     if len(h_times) & 1023 == 0:
-                        highs.forget(olds[j])
+                        highs.forget(oldest)
                     while len(values) > head and values[-1] <= vc:
                         times.pop()
                         values.pop()
                     times.append(t)
                     values.append(vc)
                     last = v
-                if times[head] < olds[j]:
+                if times[head] < oldest:
                     st.head = head
-                    st.forget(olds[j])
+                    st.forget(oldest)
                     head = st.head
                 widest = values[head] - vc
                 if widest <= 0 or (v >= 0 and nonneg and widest * low_den <= v * low_num):
