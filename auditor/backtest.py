@@ -95,7 +95,8 @@ def replay(settings: Settings, rule_settings: RuleSettings, cycles: Iterable[Sto
     state = _Replay(settings, base, out)
     source = iter(cycles)
     while batch := list(islice(source, _BATCH)):
-        # the gate judges the batch's evaluated cycles at once (column by column)
+        # the gate judges the batch's evaluated cycles at once (column by column), and
+        # the bound feeds on its readings key by key
         judged = [c for c in batch if start <= c.taken_at < end and c.status != "failed"]
         payloads = [None if c.exposure is None else _loads(c.exposure) for c in judged]
         verdicts = iter(zip(payloads, gate.batch(payloads, [c.taken_at for c in judged])))
