@@ -186,7 +186,7 @@ def main() -> None:
                          "--days (building takes ~30 s)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(a.store) if a.store else Path(d)
+        tmp = (Path(a.store) if a.store else Path(d)).resolve()
         tmp.mkdir(parents=True, exist_ok=True)
         cfg = write_config(tmp)
         built = tmp / f"built-{a.days}d"
@@ -205,8 +205,10 @@ def main() -> None:
         last = (START + timedelta(days=a.days, hours=9) - timedelta(minutes=1)).date()
         args = ["backtest", "-c", str(cfg), "--rules", str(tmp / "stricter.yaml"),
                 "--from", "2026-11-01", "--to", last.isoformat(), "--json"]
+        # run in the store's directory: `-c` puts the current directory first on sys.path,
+        # so from a checkout it would shadow PYTHONPATH (comparing two trees)
         out = subprocess.run([sys.executable, "-c", CHILD.format(args=args, profile=a.profile)],
-                             stdout=subprocess.PIPE, text=True, check=True,
+                             cwd=tmp, stdout=subprocess.PIPE, text=True, check=True,
                              stderr=None if a.profile else subprocess.PIPE)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows = r["rows"]
