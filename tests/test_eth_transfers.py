@@ -94,7 +94,11 @@ def send(world: EthWorld, sender: str, to: str, value: int = 0, data: str = "0x"
     world.anvil.impersonate(sender)
     tx_hash = world.anvil.rpc("eth_sendTransaction", {"from": sender, "to": to, "value": hex(value),
                                                       "data": data, "gas": hex(gas)})
-    receipt: dict[str, Any] = world.anvil.rpc("eth_getTransactionReceipt", tx_hash)
+    receipt: dict[str, Any] | None = world.anvil.rpc("eth_getTransactionReceipt", tx_hash)
+    if receipt is None:  # the shared node did not automine it (seen after other tests): mine it now
+        world.anvil.mine()
+        receipt = world.anvil.rpc("eth_getTransactionReceipt", tx_hash)
+    assert receipt is not None
     return receipt
 
 
