@@ -34,7 +34,7 @@ from .model import ChainReading, Evaluation, Liabilities, Price, Transition
 from .prices import fetch_prices
 from .service_flows import Flows, prepare_flows, reorg_transitions
 from .service_records import record_inputs, write_due_record
-from .settings import Settings
+from .settings import ChainSettings, Settings
 from .store import CycleRecord, Store
 from .store_transfers import KEEP_BLOCK_HASHES
 from .times import rfc3339
@@ -94,7 +94,7 @@ def run_cycle(
     now = now or datetime.now(UTC)
     budget = deadline_s if deadline_s is not None else 0.8 * settings.schedule.poll_every
     own = clients is None
-    use = dict(clients) if clients is not None else {n: make_client(c) for n, c in settings.chains.items()}
+    use = dict(clients) if clients is not None else {n: _client(c) for n, c in settings.chains.items()}
     try:
         readings = _read_chains(settings, use, started + budget, store)
         totals, bad_chains = _wallet_totals(settings, readings)
@@ -218,6 +218,27 @@ def poll_exit_code(outcome: CycleOutcome, fail_on: str | None) -> int:
 
 
 # --- reading -----------------------------------------------------------------
+
+
+class _UnusableClient:
+    """A chain whose client could not be created: read as unreadable (stale_data), never zero."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self._reason = name, reason
+
+    def read(self, wallets: object, assets: object, deadline: float | None = None) -> ChainReading:
+        return _unreadable(self.name, self._reason)
+
+    def close(self) -> None:
+        pass
+
+
+def _client(chain: ChainSettings) -> ChainClient:
+    try:
+        return make_client(chain)
+    except Exception as exc:  # a client that cannot start must not take the other chains down
+        log.error("chain %s: client could not be created: %s", chain.name, type(exc).__name__)
+        return _UnusableClient(chain.name, f"client could not be set up ({type(exc).__name__})")
 
 
 def _close(clients: Iterable[ChainClient]) -> None:

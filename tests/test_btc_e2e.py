@@ -249,3 +249,24 @@ def test_bitcoin_flows_sweeps_silent_theft_pages_and_a_sanctioned_sender_is_crit
         store.close()
     assert rows[(theft, "native")] == ("unknown", 0)  # still in the mempool
     assert rows[(deposit, "native")][0] == "sanctioned" and rows[(deposit, "native")][1] > 0
+
+
+def test_a_backend_that_cannot_even_be_set_up_is_a_failed_backend_not_a_crash(world: World) -> None:
+    from auditor.chains.bitcoin.client import BitcoinClient
+    from auditor.settings import BackendSettings, ChainSettings, Secret, WalletSettings
+
+    fund(world)
+    good = BackendSettings("esplora", Secret(world.esplora.url), world.esplora.url)
+    bad = BackendSettings("electrum", Secret("udp://127.0.0.1:1"), "ssl://127.0.0.1:1")  # refused at set-up
+    chain = ChainSettings(name="bitcoin", type="bitcoin", network="regtest", confirmations=3,
+                          native_asset="BTC", backends=(good, bad))
+    hot = WalletSettings(name="btc-hot", chain="bitcoin", tier="hot", role="customer", addresses=(),
+                         assets=("BTC",), descriptors=(HOT.descriptor,), gap_limit=5)
+    r = BitcoinClient(chain).read([hot], {}, time.monotonic() + 20)
+    assert r.ok and r.settled is not None and sum(r.settled.balances.values()) == 200_000_000
+    assert [(p.severity, p.provider) for p in r.problems] == [("warning", "ssl://127.0.0.1:1")]
+    assert "cannot be set up" in r.problems[0].message
+    only_bad = ChainSettings(name="bitcoin", type="bitcoin", network="regtest", confirmations=3,
+                             native_asset="BTC", backends=(bad,))
+    r = BitcoinClient(only_bad).read([hot], {}, time.monotonic() + 20)
+    assert not r.ok and r.settled is None

@@ -3,6 +3,7 @@ deadline, config_changed, and a crash mid-write leaving the store as it was."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -168,3 +169,20 @@ def test_a_crash_while_writing_leaves_the_store_as_it_was(env, monkeypatch: pyte
     assert store.head() == head
     assert store.last_cycle() == cycle
     assert store.verify().ok
+
+
+def test_a_chain_client_that_cannot_be_created_is_an_unreadable_chain_not_a_crash(env, monkeypatch) -> None:
+    import auditor.service as service
+
+    settings, store = env
+
+    def broken(chain):
+        raise RuntimeError("boom with a secret in it: https://user:pw@node")
+
+    monkeypatch.setattr(service, "make_client", broken)
+    out = run_cycle(settings, store, now=NOW)
+    assert out.status == "failed"
+    assert all(not c["ok"] for c in out.poll["chains"].values())
+    text = json.dumps(out.poll)
+    assert "client could not be set up (RuntimeError)" in text and "pw@node" not in text
+    assert any(a["rule"] == "stale_data" for a in out.poll["alerts"])

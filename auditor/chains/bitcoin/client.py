@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ...model import BlockRef, ChainReading, ChainView, ProviderProblem, TransferBatch
 from ...settings import AssetSettings, BackendSettings, ChainSettings, WalletSettings
@@ -67,6 +67,30 @@ def make_backend(settings: BackendSettings, network: str) -> Backend:
 
         return BitcoindBackend(settings, network)
     raise ValueError(f"no bitcoin backend of type {settings.type!r}")
+
+
+class _Unusable:
+    """A backend that could not even be set up (e.g. an unreadable `ca_file`): every call
+    fails with why, so it counts as a failed backend (a warning while others agree)."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        self.label, self._reason = label, reason
+
+    def _fail(self, *_args: object) -> Any:
+        raise BackendError(f"{self.label}: {self._reason}")
+
+    tip = block_hash = scan = transactions = _fail
+
+    def close(self) -> None:
+        pass
+
+
+def _made(settings: BackendSettings, network: str) -> Backend:
+    try:
+        return make_backend(settings, network)
+    except (BackendError, ValueError, OSError) as exc:
+        reason = str(exc).removeprefix(f"{settings.label}: ")
+        return _Unusable(settings.label, f"cannot be set up: {reason}")
 
 
 # --- derivation cache ----------------------------------------------------------------
@@ -136,7 +160,7 @@ class BitcoinClient:
         self.chain = chain
         self.network: str = chain.network
         if backends is None:
-            backends = [make_backend(b, chain.network) for b in chain.backends]
+            backends = [_made(b, chain.network) for b in chain.backends]
         if not backends:
             raise ValueError(f"chain {chain.name!r} has no backend")
         self._backends = list(backends)
