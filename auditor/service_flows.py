@@ -174,7 +174,9 @@ def _transfers(settings: Settings, store: Store, readings: Mapping[str, ChainRea
         out.writes.append(write)
     out.removed = ing.removed
     longest = max((w.window for w in settings.rules.hot_drain.windows), default=0)
-    window = [c for c in _stored_window(store, now - timedelta(seconds=longest)) if c.transfer.chain in ing.tracked]
+    drained = [w.name for w in settings.wallets if w.tier in ("hot", "warm")]
+    window = [c for c in _stored_window(store, drained, now - timedelta(seconds=longest))
+              if c.transfer.chain in ing.tracked]
     heads = store.last_heads()
     reconcile = frozenset(
         n for n, b in ing.batches.items() if settings.chains[n].type == "ethereum" and n in ing.tracked
@@ -232,9 +234,9 @@ def _own_addresses(settings: Settings, readings: Mapping[str, ChainReading]) -> 
     return own
 
 
-def _stored_window(store: Store, since: datetime) -> list[Classified]:
+def _stored_window(store: Store, wallets: list[str], since: datetime) -> list[Classified]:
     out = []
-    for row in store.list_transfers(since_ts=int(since.timestamp()), limit=100_000):
+    for row in store.outflows_since(wallets, int(since.timestamp())):
         t = Transfer(chain=row["chain"], block=row["block"], block_hash=row["block_hash"], tx=row["tx"],
                      index=row["idx"], kind=row["kind"], asset=row["asset"], amount=row["amount"],
                      sender=row["sender"], recipient=row["recipient"], wallet_from=row["wallet_from"],

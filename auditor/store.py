@@ -267,6 +267,10 @@ class Store:
         """Lowercase Safe address → its last stored state (JSON text)."""
         return {a: s for a, s in self._conn.execute("SELECT address, state FROM safe_states")}
 
+    @_guarded("read recent outflows")
+    def outflows_since(self, wallets: Sequence[str], since_ts: int) -> list[dict[str, Any]]:
+        return st.outflows_since(self._conn, wallets, since_ts)
+
     @_guarded("read used withdrawal requests")
     def used_withdrawals(self) -> set[str]:
         return {r[0] for r in self._conn.execute("SELECT id FROM withdrawals_used")}

@@ -31,6 +31,7 @@ __all__ = [
     "stored_keys",
     "transfers_from",
     "list_transfers",
+    "outflows_since",
     "write_transfers_tx",
 ]
 
@@ -104,6 +105,18 @@ def list_transfers(conn: sqlite3.Connection, *, wallet: str | None = None, since
     sql += " ORDER BY block = 0 DESC, timestamp DESC, block DESC, tx, idx LIMIT ?"
     args.append(limit)
     return [_row(r) for r in conn.execute(sql, args)]
+
+
+def outflows_since(conn: sqlite3.Connection, wallets: Sequence[str], since_ts: int) -> list[dict[str, Any]]:
+    """Every non-internal transfer out of `wallets` at block time ≥ `since_ts` (mempool
+    rows too), oldest first, without a row limit: what `hot_drain` counts in its window."""
+    if not wallets:
+        return []
+    marks = ",".join("?" * len(wallets))
+    return [_row(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM transfers WHERE wallet_from IN ({marks}) AND class IS NOT 'internal' "
+        "AND (timestamp >= ? OR block = 0) ORDER BY block = 0, timestamp, block, tx, idx",
+        (*wallets, since_ts))]
 
 
 _COLUMNS = ("chain, block, block_hash, tx, idx, kind, asset, amount, sender, recipient, wallet_from, "

@@ -86,3 +86,18 @@ def test_listing_filters_by_wallet_and_time(tmp_path: Path) -> None:
     assert [t["tx"] for t in store.list_transfers(since_ts=1_700_000_020)] == ["0x03", "0x02"]
     assert json.dumps(store.list_transfers()[0]["counterparties"]) == '["0xbb"]'
     store.close()
+
+
+def test_outflows_since_returns_every_non_internal_outflow_of_the_wallets_without_a_row_limit(
+        tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    rows = [StoredTransfer(tr(100 + i, f"0x{i:04x}", i + 1, wallet_from="hot"), "unknown") for i in range(1500)]
+    rows += [StoredTransfer(tr(5, "0xold", 1, wallet_from="hot"), "unknown"),  # before the window
+             StoredTransfer(tr(200, "0xsweep", 1, wallet_from="hot", wallet_to="cold"), "internal"),
+             StoredTransfer(tr(201, "0xother", 1, wallet_from="warm"), "unknown")]
+    cycle(store, 1, TransferWrite("ethereum", rows=rows))
+    out = store.outflows_since(["hot"], 1_700_000_000 + 100)
+    assert len(out) == 1500 and {t["class"] for t in out} == {"unknown"}
+    assert [t["tx"] for t in out[:2]] == ["0x0000", "0x0001"]  # oldest first
+    assert {t["tx"] for t in store.outflows_since(["hot", "warm"], 1_700_000_000 + 100)} >= {"0xother"}
+    store.close()
