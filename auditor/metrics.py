@@ -25,6 +25,10 @@ Metric names (all gauges unless said):
 - `auditor_cycles_total{status}` (counter): cycles by status ok/partial/failed
   (a cycle that raised counts as failed).
 - `auditor_heartbeat_failures_total` (counter): heartbeat POSTs that failed.
+- `auditor_transfers_total{chain,class}` (counter): transfers first seen, by class
+  (internal, withdrawal, allowed, unknown, sanctioned, fee).
+- `auditor_transfers_ingested_block{chain}`: the last block whose transfers were
+  ingested (compare with the head: a growing gap is an ingestion backlog).
 """
 
 from __future__ import annotations
@@ -119,6 +123,10 @@ class DaemonMetrics:
             "auditor_cycle_duration_seconds", "Duration of the last cycle", registry=r
         )
         self.cycles = Counter("auditor_cycles", "Cycles by status", ["status"], registry=r)
+        self.transfers = Counter("auditor_transfers", "Transfers first seen, by class",
+                                 ["chain", "class"], registry=r)
+        self.ingested_block = Gauge("auditor_transfers_ingested_block",
+                                    "Last block whose transfers were ingested", ["chain"], registry=r)
         self.heartbeat_failures = Counter(
             "auditor_heartbeat_failures", "Heartbeat POSTs that failed", registry=r
         )
@@ -151,6 +159,7 @@ class DaemonMetrics:
             self._set_exposure(poll.get("exposure"))
             self._set_alerts(poll.get("alerts"))
             self._set_chain_lag(poll.get("chains") or {}, outcome.chain_lag_s or {})
+            self._count_transfers(poll.get("chains") or {})
 
     def observe_crash(self, duration_s: float) -> None:
         """Record a cycle that raised: it counts as failed; what it would have set is unknown."""
@@ -200,6 +209,17 @@ class DaemonMetrics:
         for name in set(chains) | set(lag):
             value = lag.get(name)
             self.chain_lag.labels(chain=name).set(NAN if value is None else float(value))
+
+
+    def _count_transfers(self, chains: Mapping[str, Any]) -> None:
+        for name, chain in chains.items():
+            t = chain.get("transfers") if isinstance(chain, Mapping) else None
+            if not isinstance(t, Mapping):
+                continue
+            for cls, n in (t.get("new") or {}).items():
+                self.transfers.labels(chain=name, **{"class": cls}).inc(int(n))
+            if t.get("ingested_to") is not None:
+                self.ingested_block.labels(chain=name).set(int(t["ingested_to"]))
 
 
 def _set_all_nan(gauge: Gauge) -> None:

@@ -167,6 +167,7 @@ def run_cycle(
     consumed = sorted({a for e in evaluations for a in getattr(e, "consumed", frozenset())})
 
     poll = _poll_json(settings, now, status, readings, exposure, update, store)
+    _transfers_json(poll, flows)
     rec = CycleRecord(
         taken_at=now,
         status=status,
@@ -418,6 +419,20 @@ def _poll_json(settings: Settings, now: datetime, status: str, readings: Mapping
         "exposure": exposure_json(exposure) if exposure is not None and status != "failed" else None,
         "alerts": [alerting.alert_json(a) for a in [*firing.values(), *resolved]],
     }
+
+
+def _transfers_json(poll: PollJson, flows: Flows) -> None:
+    """Per chain whose transfers were ingested: the new transfers by class and the last
+    block ingested (`transfers: {"new": {"unknown": 2}, "ingested_to": 123}`)."""
+    for w in flows.writes:
+        chain = poll["chains"].get(w.chain)
+        if chain is None:
+            continue
+        counts: dict[str, int] = {}
+        for c in flows.new:
+            if c.transfer.chain == w.chain:
+                counts[c.cls] = counts.get(c.cls, 0) + 1
+        chain["transfers"] = {"new": counts, "ingested_to": w.cursor}
 
 
 def _chain_view_json(r: ChainReading, status: str) -> dict[str, object]:

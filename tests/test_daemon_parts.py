@@ -80,6 +80,18 @@ def test_metrics_export_ratios_holdings_and_lag_from_the_poll_object() -> None:
     assert value(m, "auditor_up") == 1
 
 
+def test_transfers_are_counted_by_chain_and_class_and_the_ingested_block_exported() -> None:
+    m = DaemonMetrics()
+    p = poll()
+    p["chains"]["ethereum"]["transfers"] = {"new": {"unknown": 2, "internal": 1}, "ingested_to": 120}
+    m.observe(Outcome(poll=p), taken_at=T0)
+    p["chains"]["ethereum"]["transfers"] = {"new": {"unknown": 1}, "ingested_to": 125}
+    m.observe(Outcome(poll=p), taken_at=T0 + timedelta(minutes=1))
+    assert value(m, "auditor_transfers_total", chain="ethereum", **{"class": "unknown"}) == 3
+    assert value(m, "auditor_transfers_total", chain="ethereum", **{"class": "internal"}) == 1
+    assert value(m, "auditor_transfers_ingested_block", chain="ethereum") == 125
+
+
 def test_null_hot_ratio_is_exported_as_nan_not_zero() -> None:
     m = DaemonMetrics()
     m.observe(Outcome(poll=poll(hot_ratio=None)), taken_at=T0)

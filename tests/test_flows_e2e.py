@@ -124,6 +124,8 @@ def test_sweeps_requested_withdrawals_and_allowed_counterparties_are_silent_a_th
     assert alert["severity"] == "critical"
     assert theft in json.dumps(alert) and THIEF.lower() in json.dumps(alert)
     assert len(unmatched) == 2  # the repeated 1.5 ETH to the customer too
+    assert out["chains"]["ethereum"]["transfers"]["new"]["unknown"] == 2
+    assert out["chains"]["ethereum"]["transfers"]["ingested_to"] == out["chains"]["ethereum"]["watch"]["block"]
     # the CLI lists the transfers with their class
     res = subprocess.run([sys.executable, "-m", "auditor", "-c", str(ex.cfg), "transfers", "--json",
                           "--wallet", "eth-hot"], capture_output=True, text=True, timeout=60)
