@@ -163,6 +163,22 @@ def test_a_chain_of_used_addresses_is_followed_past_many_gaps_in_few_rounds() ->
     assert len(b.scanned) < 40  # grows ahead by a quarter of what is known, not gap by gap
 
 
+def test_a_backend_that_pays_per_round_gets_far_fewer_rounds_and_the_same_result() -> None:
+    def world(bulk: bool) -> FakeBackend:
+        b = FakeBackend("bitcoind://c:3")
+        if bulk:
+            b.scans_in_bulk = True  # type: ignore[attr-defined]
+        for i in range(0, 3000, 4):
+            b.give(f"s:D/0/*:{i}", coin(1, 50, txid=f"t{i}"))
+        return b
+
+    per_script, bulk = world(False), world(True)
+    a, b = read([per_script], [wallet(gap=5)]), read([bulk], [wallet(gap=5)])
+    assert a.settled is not None and b.settled is not None
+    assert a.settled.balances == b.settled.balances and a.discovery == b.discovery == {"w|D/0/*": 2996}
+    assert len(bulk.scanned) <= 4 < len(per_script.scanned)
+
+
 def test_issued_fleet_scans_every_issued_receive_index_then_the_gap_change_gap_only() -> None:
     b = FakeBackend("esplora://a:1")
     b.give("s:D/0/*:40", coin(5, 50))  # far beyond any gap from 0, but issued

@@ -47,6 +47,7 @@ __all__ = ["BitcoinClient", "make_backend", "MAX_LAG", "settled_value", "watch_v
 MAX_LAG = 5
 MAX_DISAGREEMENTS = 5
 MAX_ROUNDS = 1000  # discovery rounds per read; each adds ≥ 1 index per growing branch
+BULK_LOOKAHEAD = 1000  # indexes looked ahead per round at least, with a backend that scans in bulk
 MAX_TRANSFER_BLOCKS = 1000  # blocks of transfer history per read (Core's getblock window, ~7 days)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -228,6 +229,13 @@ class BitcoinClient:
         batch = list(plain)
         for br in branches:
             batch += self._grow(br, refs, owner, max(br.floor, br.last_used + 1) + br.gap)
+        # Look ahead a quarter of what is known (per-script backends pay per address), or,
+        # when a backend pays per round (bitcoind: one UTXO-set scan), double it, ≥ 1,000.
+        bulk = any(getattr(by_label[label], "scans_in_bulk", False) for label in live)
+
+        def ahead(scanned: int) -> int:
+            return max(scanned, BULK_LOOKAHEAD) if bulk else scanned // 4
+
         for _round in range(MAX_ROUNDS):
             answers = _gather({label: partial(by_label[label].scan, batch, since, deadline)
                                for label in live}, deadline)
@@ -259,7 +267,7 @@ class BitcoinClient:
                     # Funds found near the end of what was scanned: look further ahead than
                     # the gap (a quarter of what is known) so 10,000 used addresses take
                     # ~30 rounds, not 500; unused extra addresses cost a request each.
-                    batch += self._grow(br, refs, owner, want + br.scanned // 4)
+                    batch += self._grow(br, refs, owner, want + ahead(br.scanned))
             if not batch:
                 break
         else:
