@@ -5,7 +5,8 @@ Called by `run_cycle` after the chains are read. Order matters:
 1. the withdrawal-request feed (when configured): if it cannot be read, no
    transfer is ingested this cycle (cursors stay, the next cycle catches up)
    and `stale_data withdrawals` fires — classifying without it would turn
-   every customer payout into an `unmatched_outflow`;
+   every customer payout into an `unmatched_outflow`; meanwhile the drain and
+   cold-outflow rules judge balances and nonces, as on a chain without ingestion;
 2. the sanctions lists (local files and the cache `auditor sanctions update`
    fills; never fetched here): a list that cannot be read or is older than
    `sanctions.max_age` is a `stale_data` warning `sanctions:LABEL`, the others
@@ -70,8 +71,10 @@ def prepare_flows(settings: Settings, store: Store, readings: Mapping[str, Chain
     if feed_ok:
         _transfers(settings, store, readings, now, deadline, requests, screen_match, out, stale, clients)
     else:
-        out.rule_input.update(transfers=None, transfer_chains=frozenset(
-            n for n, c in clients.items() if hasattr(c, "ingest_transfers") or hasattr(c, "resume_transfers")))
+        # No transfers this cycle: hot_drain and cold_outflow judge every chain by balances and
+        # nonces meanwhile (a cold wallet emptied during a back-office outage still pages now;
+        # at worst an approved movement is judged twice, which can only page, never hide).
+        out.rule_input.update(transfers=None, transfer_chains=frozenset())
     _safes(settings, store, readings, deadline, out)
     out.evaluations.append(Evaluation("stale_data", tuple(stale), frozenset(covered)))
     return out

@@ -255,3 +255,26 @@ def test_a_provider_that_hides_a_token_transfer_log_is_caught_by_the_reconciliat
         assert stale and stale[0]["severity"] == "critical", out["alerts"]
     finally:
         proxy.close()
+
+
+def test_while_the_withdrawal_feed_is_unreadable_a_cold_outflow_still_pages_and_transfers_wait(
+        ex: Exchange) -> None:
+    ex.poll()
+    (ex.tmp / "withdrawals.csv").unlink()
+    tx = ex.send(COLD, THIEF, 7)
+    out = ex.poll()
+    assert [a["severity"] for a in firing(out, "stale_data") if a["subject"] == "withdrawals"] == ["critical"]
+    assert [a["subject"] for a in firing(out, "cold_outflow")] == ["eth-cold/ETH"]  # by balance, at once
+    settings = load_config(ex.cfg)
+    store = Store.open(settings.store.path)
+    try:
+        assert not [t for t in store.list_transfers() if t["tx"] == tx]  # not ingested yet
+    finally:
+        store.close()
+    ex.write()  # the feed is back: the transfer is read, none skipped
+    out = ex.poll()
+    store = Store.open(settings.store.path)
+    try:
+        assert [t["class"] for t in store.list_transfers() if t["tx"] == tx and t["kind"] == "native"] == ["unknown"]
+    finally:
+        store.close()
