@@ -24,50 +24,13 @@ import httpx
 
 from ...settings import BackendSettings
 from ...units import parse_amount
+from .codec import descriptor_checksum
 
 __all__ = ["RpcFailure", "Rpc", "descriptor_checksum", "with_checksum", "obj", "array", "integer",
            "hexstr", "sats", "script_hex", "MAX_MONEY"]
 
 MAX_MONEY = 21_000_000 * 100_000_000
 _HEX = frozenset("0123456789abcdef")
-
-# BIP-380 descriptor checksum
-_INPUT_CHARSET = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
-_CHECKSUM_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_GENERATOR = (0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)
-
-
-def _polymod(symbols: Sequence[int]) -> int:
-    chk = 1
-    for value in symbols:
-        top = chk >> 35
-        chk = (chk & 0x7FFFFFFFF) << 5 ^ value
-        for i in range(5):
-            if (top >> i) & 1:
-                chk ^= _GENERATOR[i]
-    return chk
-
-
-def descriptor_checksum(descriptor: str) -> str:
-    """The 8-character BIP-380 checksum of a descriptor (given without `#…`)."""
-    symbols: list[int] = []
-    groups: list[int] = []
-    for c in descriptor:
-        v = _INPUT_CHARSET.find(c)
-        if v < 0:
-            raise ValueError(f"character {c!r} cannot appear in a descriptor")
-        symbols.append(v & 31)
-        groups.append(v >> 5)
-        if len(groups) == 3:
-            symbols.append(groups[0] * 9 + groups[1] * 3 + groups[2])
-            groups = []
-    if len(groups) == 1:
-        symbols.append(groups[0])
-    elif len(groups) == 2:
-        symbols.append(groups[0] * 3 + groups[1])
-    chk = _polymod(symbols + [0] * 8) ^ 1
-    return "".join(_CHECKSUM_CHARSET[(chk >> (5 * (7 - i))) & 31] for i in range(8))
-
 
 def with_checksum(descriptor: str) -> str:
     """`desc#checksum` (an existing checksum is recomputed, not trusted)."""
