@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from typing import TypeAlias, TypeVar
 
@@ -23,6 +22,7 @@ from ..model import BlockRef, ChainReading, ChainView, ProviderProblem, Transfer
 from ..settings import AssetSettings, ChainSettings, WalletSettings
 from .ethereum_read import ProviderReader, ReadPlan, build_plan
 from .ethereum_rpc import RpcConnection, RpcFailure
+from .gather import gather
 
 __all__ = ["EthereumClient", "MAX_LAG", "MAX_DISAGREEMENTS"]
 
@@ -143,29 +143,7 @@ def _unique_labels(labels: list[str]) -> list[str]:
 
 
 def _gather(tasks: Mapping[str, Callable[[], T]], deadline: float | None) -> dict[str, Outcome[T]]:
-    """Run the tasks concurrently; a task not done by the deadline is a failure."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(tasks)), thread_name_prefix="eth-read")
-    try:
-        futures = {label: pool.submit(task) for label, task in tasks.items()}
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        wait(futures.values(), timeout=timeout)
-        out: dict[str, Outcome[T]] = {}
-        for label, future in futures.items():
-            if not future.done():
-                out[label] = RpcFailure("no answer before the read's deadline")
-                continue
-            exc = future.exception()
-            if isinstance(exc, RpcFailure):
-                out[label] = exc
-            elif exc is not None:
-                log.error("provider %s: unexpected %r", label, exc, exc_info=exc)
-                out[label] = RpcFailure(f"unexpected {type(exc).__name__} while reading")
-            else:
-                out[label] = future.result()
-        return out
-    finally:
-        # Never wait for a stuck provider: its own timeouts end its thread.
-        pool.shutdown(wait=False, cancel_futures=True)
+    return gather(tasks, deadline, RpcFailure, lambda _label, reason: RpcFailure(reason), "eth-read")
 
 
 def _failure_problems(failures: Mapping[str, str], severity: str) -> list[ProviderProblem]:

@@ -32,13 +32,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 from ...model import BlockRef, ChainReading, ChainView, ProviderProblem, TransferBatch
 from ...settings import AssetSettings, BackendSettings, ChainSettings, WalletSettings
+from ..gather import gather
 from . import descriptors
 from .types import Backend, BackendError, Coin, ScriptRef, ScriptState, Tip
 
@@ -487,24 +487,5 @@ def _with_elapsed(r: ChainReading, elapsed: float) -> ChainReading:
 
 
 def _gather(tasks: Mapping[str, Callable[[], T]], deadline: float) -> dict[str, T | BackendError]:
-    """Run the tasks concurrently; one not done by the deadline is a failure."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(tasks)), thread_name_prefix="btc-read")
-    try:
-        futures = {label: pool.submit(task) for label, task in tasks.items()}
-        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
-        out: dict[str, T | BackendError] = {}
-        for label, fut in futures.items():
-            if not fut.done():
-                out[label] = BackendError(f"{label}: no answer before the read's deadline")
-                continue
-            exc = fut.exception()
-            if isinstance(exc, BackendError):
-                out[label] = exc
-            elif exc is not None:
-                log.error("backend %s: unexpected %r", label, exc, exc_info=exc)
-                out[label] = BackendError(f"{label}: unexpected {type(exc).__name__} while reading")
-            else:
-                out[label] = fut.result()
-        return out
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    return gather(tasks, deadline, BackendError, lambda label, reason: BackendError(f"{label}: {reason}"),
+                  "btc-read")
