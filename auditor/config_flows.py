@@ -19,6 +19,7 @@ from typing import Any
 from . import units
 from .config_chains import eth_address
 from .config_ctx import SEVERITIES, Ctx
+from .config_prices import sql_source
 from .config_yaml import index, join
 from .model import Severity
 from .settings import (
@@ -26,7 +27,6 @@ from .settings import (
     ChainSettings,
     Counterparty,
     LargeOutflowRule,
-    Secret,
     UnknownDestinationRule,
     WithdrawalsSettings,
 )
@@ -65,7 +65,7 @@ def read_withdrawals(ctx: Ctx, raw: Any, assets: Mapping[str, AssetSettings],
         max_age = ctx.duration("withdrawals.max_age", m["max_age"], minimum=1)
     tolerance = _tolerance(ctx, m.get("fee_tolerance"), assets, asset_names)
     if source == "sql":
-        sql = _sql(ctx, m)
+        sql = sql_source(ctx, m, "withdrawals")
         if sql is None or ctx.error_count() != errors:
             return None
         return WithdrawalsSettings(source="sql", max_age=max_age, fee_tolerance=tolerance, **sql)
@@ -108,24 +108,6 @@ def _tolerance(ctx: Ctx, raw: Any, assets: Mapping[str, AssetSettings],
         out[str(sym)] = d
     return out
 
-
-def _sql(ctx: Ctx, m: Mapping[str, Any]) -> dict[str, Any] | None:
-    from .ledger_sql import dsn_label
-
-    url = ctx.text("withdrawals.url", m["url"]) if "url" in m else None
-    query = ctx.text("withdrawals.query", m["query"]) if "query" in m else None
-    label = None
-    if url is not None:
-        try:
-            label = dsn_label(url)
-        except ValueError as e:
-            ctx.error("withdrawals.url", f"{e} (the URL itself is a secret and not shown)")
-        except ImportError:
-            ctx.error("withdrawals.url", "`source: sql` needs SQLAlchemy 2: pip install "
-                                         "'sqlalchemy>=2' and the database's driver")
-    if url is None or query is None or label is None:
-        return None
-    return {"url": Secret(url), "url_label": label, "query": query}
 
 
 # -- counterparties ----------------------------------------------------------------

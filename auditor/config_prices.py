@@ -26,7 +26,7 @@ from .settings import (
     redact_url,
 )
 
-__all__ = ["PRICE_SOURCES", "read_liabilities", "read_prices"]
+__all__ = ["PRICE_SOURCES", "read_liabilities", "read_prices", "sql_source"]
 
 PRICE_SOURCES = ("static", "chainlink", "http")
 _COMMON = ("source", "max_age")
@@ -232,7 +232,7 @@ def read_liabilities(ctx: Ctx, raw: Any) -> LiabilitiesSettings | None:
         return None
     max_age = _max_age(ctx, m)
     if source == "sql":
-        sql = _sql(ctx, m)
+        sql = sql_source(ctx, m, "liabilities")
         if sql is None or ctx.error_count() != errors:
             return None
         return LiabilitiesSettings(source="sql", path=Path(), max_age=max_age, **sql)
@@ -254,20 +254,22 @@ def _max_age(ctx: Ctx, m: Mapping[str, Any]) -> int | None:
     return ctx.duration("liabilities.max_age", m["max_age"], minimum=1)
 
 
-def _sql(ctx: Ctx, m: Mapping[str, Any]) -> dict[str, Any] | None:
+def sql_source(ctx: Ctx, m: Mapping[str, Any], section: str) -> dict[str, Any] | None:
+    """`url` (a secret SQLAlchemy URL, shown only as its label) and `query` of a
+    `source: sql` section (`liabilities`, `withdrawals`); None after reporting a problem."""
     from .ledger_sql import dsn_label
 
-    url = ctx.text("liabilities.url", m["url"]) if "url" in m else None
-    query = ctx.text("liabilities.query", m["query"]) if "query" in m else None
+    url = ctx.text(f"{section}.url", m["url"]) if "url" in m else None
+    query = ctx.text(f"{section}.query", m["query"]) if "query" in m else None
     label = None
     if url is not None:
         try:
             label = dsn_label(url)
         except ValueError as e:
-            ctx.error("liabilities.url", f"{e} (the URL itself is a secret and not shown)")
+            ctx.error(f"{section}.url", f"{e} (the URL itself is a secret and not shown)")
         except ImportError:
-            ctx.error("liabilities.url", "`source: sql` needs SQLAlchemy 2: pip install "
-                                         "'sqlalchemy>=2' and the database's driver")
+            ctx.error(f"{section}.url", "`source: sql` needs SQLAlchemy 2: pip install "
+                                        "'sqlalchemy>=2' and the database's driver")
     if url is None or query is None or label is None:
         return None
     return {"url": Secret(url), "url_label": label, "query": query}
