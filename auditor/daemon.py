@@ -357,6 +357,9 @@ class ServiceCycle:
         self.delivery = DeliveryLoop(settings, self._notifiers, deliver=deliver_pending,
                                      open_store=Store.open)
         self._reports = ReportScheduler(settings)
+        from .daemon_sanctions import SanctionsRefresher
+
+        self.sanctions = SanctionsRefresher(settings)
 
     def __call__(self, now: datetime, deadline_s: float) -> CycleOutcomeLike:
         s = self._settings
@@ -371,6 +374,7 @@ class ServiceCycle:
         finally:
             self.delivery.poke()  # a failed cycle still enqueues its stale_data
         self._write_due_report(now)
+        self.sanctions.due(now)  # URL lists: refreshed daily in a thread of their own
         return outcome
 
     def _write_due_report(self, now: datetime) -> None:
