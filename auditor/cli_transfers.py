@@ -60,6 +60,10 @@ def transfer_rows(settings: Settings, stored: list[dict[str, Any]]) -> list[dict
 @click.option("--since", default=None, callback=_since, metavar="T",
               help="Only transfers in blocks from T on: a duration back from now (24h, 7d), a date "
                    "(YYYY-MM-DD, UTC) or an RFC 3339 time. Mempool transfers are always shown.")
+@click.option("--chain", default=None, metavar="C", help="Only transfers on this chain.")
+@click.option("--class", "cls", default=None,
+              type=click.Choice(["internal", "withdrawal", "allowed", "unknown", "sanctioned", "fee"]),
+              help="Only transfers of this class (e.g. sanctioned, unknown).")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1),
               help="At most this many rows, newest first.")
 @click.option("--json", "as_json", is_flag=True,
@@ -67,7 +71,7 @@ def transfer_rows(settings: Settings, stored: list[dict[str, Any]]) -> list[dict
 @click.pass_context
 @_handle
 def transfers(ctx: click.Context, config: str | None, wallet: str | None, since: datetime | None,
-              limit: int, as_json: bool) -> None:
+              chain: str | None, cls: str | None, limit: int, as_json: bool) -> None:
     """The transfers touching own wallets that the cycles ingested (Ethereum ETH and
     ERC-20 transfers, approvals and fees; Bitcoin outputs and fees), newest first, with
     how each was classified: internal, withdrawal (the request id in `match`), allowed
@@ -78,10 +82,12 @@ def transfers(ctx: click.Context, config: str | None, wallet: str | None, since:
     settings = _load(ctx)
     if wallet is not None and wallet not in {w.name for w in settings.wallets}:
         raise click.BadParameter(f"no wallet named {wallet!r} in the config", param_hint="--wallet")
+    if chain is not None and chain not in settings.chains:
+        raise click.BadParameter(f"no chain named {chain!r} in the config", param_hint="--chain")
     store = Store.open_read_only(settings.store.path)
     try:
         stored = store.list_transfers(wallet=wallet, since_ts=int(since.timestamp()) if since else None,
-                                      limit=limit)
+                                      limit=limit, chain=chain, cls=cls)
     finally:
         store.close()
     rows = transfer_rows(settings, stored)

@@ -259,8 +259,10 @@ class Store:
 
     @_guarded("list transfers")
     def list_transfers(self, *, wallet: str | None = None, since_ts: int | None = None,
-                       limit: int = 1000) -> list[dict[str, Any]]:
-        return st.list_transfers(self._conn, wallet=wallet, since_ts=since_ts, limit=limit)
+                       limit: int = 1000, chain: str | None = None,
+                       cls: str | None = None) -> list[dict[str, Any]]:
+        return st.list_transfers(self._conn, wallet=wallet, since_ts=since_ts, limit=limit, chain=chain,
+                                 cls=cls)
 
     @_guarded("read the Safes' last states")
     def safe_states(self) -> dict[str, str]:

@@ -92,10 +92,17 @@ def transfers_from(conn: sqlite3.Connection, chain: str, block: int) -> list[dic
 
 
 def list_transfers(conn: sqlite3.Connection, *, wallet: str | None = None, since_ts: int | None = None,
-                   limit: int = 1000) -> list[dict[str, Any]]:
-    """Newest first. `wallet`: either side; `since_ts`: block time ≥ (mempool rows always)."""
+                   limit: int = 1000, chain: str | None = None, cls: str | None = None) -> list[dict[str, Any]]:
+    """Newest first. `wallet`: either side; `since_ts`: block time ≥ (mempool rows always);
+    `chain`, `cls`: only that chain / class."""
     sql = f"SELECT {_COLUMNS} FROM transfers WHERE 1 = 1"
     args: list[Any] = []
+    if chain is not None:
+        sql += " AND chain = ?"
+        args.append(chain)
+    if cls is not None:
+        sql += " AND class = ?"
+        args.append(cls)
     if wallet is not None:
         sql += " AND (wallet_from = ? OR wallet_to = ?)"
         args += [wallet, wallet]

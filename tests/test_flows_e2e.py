@@ -136,6 +136,10 @@ def test_sweeps_requested_withdrawals_and_allowed_counterparties_are_silent_a_th
     assert (MM.lower(), "0.5", "allowed") in classes
     assert (THIEF.lower(), "3", "unknown") in classes
     assert any(r["class"] == "withdrawal" and r["match"] == "w-1" for r in rows)
+    only = json.loads(subprocess.run([sys.executable, "-m", "auditor", "-c", str(ex.cfg), "transfers", "--json",
+                                      "--class", "allowed", "--chain", "ethereum"],
+                                     capture_output=True, text=True, timeout=60).stdout)
+    assert [(r["to"], r["class"], r["match"]) for r in only] == [(MM.lower(), "allowed", "market-maker")]
     status = json.loads(subprocess.run([sys.executable, "-m", "auditor", "-c", str(ex.cfg), "status", "--json"],
                                        capture_output=True, text=True, timeout=60).stdout)
     assert status["transfers"][0]["tx"] in {theft, *[r["tx"] for r in rows]}
