@@ -282,3 +282,51 @@ def test_while_the_withdrawal_feed_is_unreadable_a_cold_outflow_still_pages_and_
         assert [t["class"] for t in store.list_transfers() if t["tx"] == tx and t["kind"] == "native"] == ["unknown"]
     finally:
         store.close()
+
+
+def test_a_cold_movement_with_its_quorum_of_signatures_is_silent_one_with_a_forged_signature_pages(
+        ex: Exchange, tmp_path: Path) -> None:
+    import shutil
+
+    from auditor.approvals import canonical_item
+
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        pytest.skip("ssh-keygen (OpenSSH client) is not installed; install openssh-client")
+    keys = {}
+    for name in ("ciso", "cfo"):
+        path = tmp_path / name
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@example", "-f", str(path)],
+                       check=True)
+        keys[name] = path
+
+    def sign(name: str, item: dict[str, str]) -> str:
+        msg = tmp_path / f"{name}-{item['id']}.json"
+        msg.write_bytes(canonical_item(item))
+        subprocess.run([keygen, "-Y", "sign", "-f", str(keys[name]), "-n", "auditor-approval", str(msg)],
+                       check=True, capture_output=True)
+        return msg.with_name(msg.name + ".sig").read_text()
+
+    good = {"id": "top-up-2", "wallet": "eth-cold", "asset": "ETH", "to": "eth-hot", "amount": "5",
+            "not_after": "2099-01-01T00:00:00Z"}
+    forged = {**good, "id": "top-up-3", "amount": "7"}
+    forged_sigs = [sign("ciso", forged), sign("cfo", {**forged, "amount": "0.7"})]  # cfo signed another amount
+
+    def item_yaml(item: dict[str, str], sigs: list[str]) -> str:
+        body = "".join(f"    {k}: \"{v}\"\n" for k, v in item.items())
+        armored = "".join("      - |\n" + "".join(f"        {line}\n" for line in s.strip().splitlines())
+                          for s in sigs)
+        return "  -\n" + body + "    signatures:\n" + armored
+
+    pubs = "".join(f"    - \"{(keys[n].with_suffix('.pub')).read_text().strip()}\"\n" for n in keys)
+    approvals = ("approvals:\n  items:\n" + item_yaml(good, [sign("ciso", good), sign("cfo", good)])
+                 + item_yaml(forged, forged_sigs) + "  keys:\n" + pubs + "  quorum: 2\n")
+    ex.write(extra=approvals)
+    ex.poll()
+    ex.send(COLD, HOT, 5)
+    quiet = ex.poll()
+    assert not firing(quiet, "cold_outflow"), quiet["alerts"]
+    tx = ex.send(COLD, HOT, 7)
+    out = ex.poll()
+    cold = firing(out, "cold_outflow")
+    assert cold and cold[0]["subject"] == "eth-cold/ETH" and tx in json.dumps(cold[0])
